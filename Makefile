@@ -1,0 +1,45 @@
+# STING Data Pipelines: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON_BASE ?= python3
+REQ_HASH := $(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
+# The venv lives outside the clone (2.9 GB: torch, spaCy, chromadb), keyed by the pinned set,
+# so a fresh clone reuses it and a change of pins builds a new one.
+VENV ?= $(HOME)/.cache/sting-dp/venv-$(REQ_HASH)
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+
+.PHONY: venv stack-up stack-down stack-status demo test bench lint airflow
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==26.3 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -m pip check
+	touch $@
+
+stack-up: venv
+	$(PY) -m include.devstack.stack up
+
+stack-down: venv
+	$(PY) -m include.devstack.stack down
+
+stack-status: venv
+	$(PY) -m include.devstack.stack status
+
+demo: stack-up
+	$(PY) -m include.devstack.demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: stack-up
+	$(PY) bench/comb_throughput.py $(BENCH_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check dags plugins include tests bench
+
+# make airflow ARGS="backfill create --dag-id ... --from-date ... --to-date ..."
+airflow: venv
+	$(PY) -m include.devstack.stack exec -- airflow $(ARGS)

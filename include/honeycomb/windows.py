@@ -1,0 +1,145 @@
+"""Which rows a run takes (its window) and where its output goes (deterministic keys)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from include.honeycomb.config import CombDefinition
+from include.settings import get_settings
+
+_TS = "%Y%m%dT%H%M%SZ"
+_TAG_RE = re.compile(r"__(\d{8}T\d{6}Z)__(\d{8}T\d{6}Z)\.parquet$")
+
+
+class WindowError(ValueError):
+    pass
+
+
+def _utc(dt: datetime | str | None) -> datetime | None:
+    if dt is None or dt == "":
+        return None
+    if isinstance(dt, str):
+        try:
+            dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
+        except ValueError:
+            raise WindowError(f"'{dt}' is not an ISO-8601 date-time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(dt.timestamp(), tz=timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    mode: str  # "incremental" | "snapshot"
+    start: datetime | None  # None for snapshots
+    end: datetime  # exclusive end; for snapshots the snapshot time
+
+    @property
+    def tag(self) -> str:
+        if self.mode == "incremental":
+            return f"{self.start:{_TS}}__{self.end:{_TS}}"
+        return f"snapshot__{self.end:{_TS}}"
+
+    @property
+    def partition_time(self) -> datetime:
+        return self.start or self.end
+
+    def read_from(self, lookback: timedelta) -> datetime:
+        """Lower bound actually read: the window start minus the lookback (late commits)."""
+        assert self.start is not None
+        return self.start - lookback
+
+    def as_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat(),
+            "tag": self.tag,
+        }
+
+
+def last_complete_interval(cron: str, before: datetime) -> tuple[datetime, datetime]:
+    from croniter import croniter
+
+    it = croniter(cron, before)
+    end = it.get_prev(datetime)
+    start = it.get_prev(datetime)
+    return _utc(start), _utc(end)
+
+
+def resolve_window(
+    comb: CombDefinition,
+    *,
+    mode: str | None = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+    run_after: datetime | None = None,
+    window_start: str | datetime | None = None,
+    window_end: str | datetime | None = None,
+) -> RunWindow:
+    """The run's window.
+
+    incremental: explicit window_start/window_end params win; else the DAG run's data interval;
+    else (a manual/REST run with logical_date null) the last complete schedule interval before the
+    run was triggered. snapshot: the data interval end, else the trigger time.
+    """
+    mode = mode or comb.configuration.extraction.mode
+    ws, we = _utc(window_start), _utc(window_end)
+    ds, de = _utc(data_interval_start), _utc(data_interval_end)
+    ra = _utc(run_after) or _utc(datetime.now(timezone.utc))
+    if mode == "snapshot":
+        return RunWindow("snapshot", None, we or de or ra)
+    if mode != "incremental":
+        raise WindowError(f"unknown extraction mode '{mode}'")
+    if ws or we:
+        if not (ws and we):
+            raise WindowError("give both window_start and window_end, or neither")
+        start, end = ws, we
+    elif ds and de and ds < de:
+        start, end = ds, de
+    else:
+        cron = comb.configuration.extraction.schedule
+        if not cron:
+            raise WindowError("no data interval, no window params and no schedule to infer one from")
+        start, end = last_complete_interval(cron, ra)
+    if start >= end:
+        raise WindowError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
+    return RunWindow("incremental", start, end)
+
+
+@dataclass(frozen=True)
+class OutputLocation:
+    bucket: str
+    prefix: str
+    comb: str
+
+    @classmethod
+    def for_comb(cls, comb: CombDefinition) -> OutputLocation:
+        out = comb.configuration.output
+        return cls(out.bucket or get_settings().comb_output_bucket, (out.prefix or comb.name).strip("/"), comb.name)
+
+    def partition_prefix(self, t: datetime) -> str:
+        return f"{self.prefix}/year={t:%Y}/month={t:%m}/"
+
+    def final_key(self, window: RunWindow) -> str:
+        return f"{self.partition_prefix(window.partition_time)}{self.comb}__{window.tag}.parquet"
+
+    def staging_key(self, window: RunWindow) -> str:
+        return f"_staging/{self.prefix}/{self.comb}__{window.tag}.parquet"
+
+    def months_between(self, start: datetime, end: datetime) -> list[str]:
+        out, y, m = [], start.year, start.month
+        while (y, m) <= (end.year, end.month):
+            out.append(f"{self.prefix}/year={y:04d}/month={m:02d}/")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+
+
+def parse_interval_from_key(key: str) -> tuple[datetime, datetime] | None:
+    m = _TAG_RE.search(key)
+    if not m:
+        return None
+    f = lambda s: datetime.strptime(s, _TS).replace(tzinfo=timezone.utc)  # noqa: E731
+    return f(m.group(1)), f(m.group(2))

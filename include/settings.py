@@ -1,0 +1,73 @@
+"""Where the services are. One place, read from the environment, defaulting to the local stack.
+
+Nothing here opens a connection; importing this module is cheap (DAG files may import it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Buckets of the seed's object-storage layout, plus one for honey comb outputs.
+SEED_BUCKETS = ("honeyjar-logs", "event-payloads", "threat-intel", "ai-models", "user-files")
+COMB_OUTPUT_BUCKET_DEFAULT = "sting-comb-outputs"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    app_db: str
+    airflow_db: str
+    sample_source_db: str
+    vault_addr: str
+    vault_token: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    comb_output_bucket: str
+    redis_url: str
+    chroma_host: str
+    chroma_port: int
+    airflow_url: str
+    stack_dir: Path
+
+    @property
+    def app_dsn(self) -> str:
+        return self.dsn(self.app_db)
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
+
+
+def get_settings() -> Settings:
+    return Settings(
+        pg_host=_env("STING_PG_HOST", "127.0.0.1"),
+        pg_port=int(_env("STING_PG_PORT", "5432")),
+        pg_user=_env("STING_PG_USER", "postgres"),
+        app_db=_env("STING_APP_DB", "sting"),
+        airflow_db=_env("STING_AIRFLOW_DB", "airflow"),
+        sample_source_db=_env("STING_SAMPLE_SOURCE_DB", "sting_sample_source"),
+        vault_addr=_env("VAULT_ADDR", "http://127.0.0.1:8200"),
+        vault_token=_env("VAULT_TOKEN", "root"),
+        s3_endpoint=_env("STING_S3_ENDPOINT", "http://127.0.0.1:9000"),
+        s3_access_key=_env("AWS_ACCESS_KEY_ID", "sting-local"),
+        s3_secret_key=_env("AWS_SECRET_ACCESS_KEY", "sting-local-secret"),
+        s3_region=_env("AWS_DEFAULT_REGION", "us-east-1"),
+        comb_output_bucket=_env("STING_COMB_OUTPUT_BUCKET", COMB_OUTPUT_BUCKET_DEFAULT),
+        redis_url=_env("STING_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        chroma_host=_env("STING_CHROMA_HOST", "127.0.0.1"),
+        chroma_port=int(_env("STING_CHROMA_PORT", "8000")),
+        airflow_url=_env("STING_AIRFLOW_URL", "http://127.0.0.1:8080"),
+        stack_dir=Path(_env("STING_STACK_DIR", str(REPO_ROOT / ".stack"))),
+    )

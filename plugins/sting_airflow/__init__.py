@@ -1,0 +1,1 @@
+"""Airflow operators and hooks for STING: thin wrappers over the `include` library."""

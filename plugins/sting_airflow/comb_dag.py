@@ -1,0 +1,147 @@
+"""Builds one DAG per honey comb definition. Parse-time work is reading and validating YAML: no
+database, no Vault, no heavy imports."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from include.honeycomb.config import CombDefinition
+from include.settings import get_settings
+from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
+
+DEFAULT_ARGS = {
+    "owner": "sting-data",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+def output_asset(comb: CombDefinition) -> Asset:
+    out = comb.configuration.output
+    bucket = out.bucket or get_settings().comb_output_bucket
+    return Asset(uri=f"s3://{bucket}/{(out.prefix or comb.name).strip('/')}/", name=f"honey_comb_output__{comb.name}")
+
+
+def comb_params(comb: CombDefinition) -> dict[str, Param]:
+    return {
+        "mode": Param(
+            comb.configuration.extraction.mode, type="string", enum=["incremental", "snapshot"],
+            description="incremental: the run's window; snapshot: the whole source",
+        ),
+        "execution_type": Param(
+            comb.execution_type, type="string", enum=["continuous_flow", "snapshot_generation"],
+            description="continuous_flow adds to the comb's jar; snapshot_generation makes a new jar",
+        ),
+        "window_start": Param(
+            None, type=["null", "string"], format="date-time",
+            description="override the window start (ISO-8601, UTC if no offset); with window_end",
+        ),
+        "window_end": Param(
+            None, type=["null", "string"], format="date-time", description="override the window end",
+        ),
+    }
+
+
+def build_comb_dag(comb: CombDefinition) -> DAG:
+    ex = comb.configuration.extraction
+    schedule = CronDataIntervalTimetable(ex.schedule, timezone="UTC") if ex.schedule else None
+    start = datetime.combine(comb.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    with DAG(
+        dag_id=comb.dag_id,
+        description=comb.description or f"Honey comb {comb.name}",
+        schedule=schedule,
+        start_date=start,
+        catchup=False,
+        # Incremental windows de-duplicate against neighbouring outputs: one run at a time.
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=comb_params(comb),
+        tags=["honey_comb", comb.type, comb.subtype, *comb.tags],
+        doc_md=(
+            f"**Honey comb `{comb.name}`** ({comb.type}/{comb.subtype}, {comb.execution_type}).\n\n"
+            f"Source `{ex.table or 'query_template'}`, mode `{ex.mode}`, schedule `{ex.schedule}`. "
+            "Definition: `include/combs/" + comb.name + ".yaml`."
+        ),
+    ) as dag:
+
+        @task(retries=0)
+        def begin(**context) -> dict:
+            from include.honeycomb.tasks import begin as begin_run
+            from sting_airflow.hooks import app_dsn
+
+            dr = context["dag_run"]
+            try:
+                return begin_run(
+                    load_comb(comb.name),
+                    run_key=context["run_id"],
+                    params=dict(context["params"]),
+                    data_interval_start=context.get("data_interval_start"),
+                    data_interval_end=context.get("data_interval_end"),
+                    run_after=getattr(dr, "run_after", None),
+                    dsn=app_dsn(),
+                    dag_id=comb.dag_id,
+                )
+            except ValueError as e:
+                raise AirflowFailException(str(e)) from None
+
+        run = begin()
+        staged = HoneyCombExtractOperator(task_id="extract", comb_name=comb.name, run=run)
+        published = HoneyCombParquetOutputOperator(
+            task_id="write_parquet", comb_name=comb.name, run=run, staged=staged.output
+        )
+
+        @task(outlets=[output_asset(comb)])
+        def load_honey_jar(run: dict, output: dict) -> dict:
+            from include.honeycomb.tasks import load
+            from sting_airflow.hooks import app_dsn
+
+            result = load(load_comb(comb.name), run, output, dsn=app_dsn())
+            print(
+                f"{result['records_processed']} rows ({result['records_scrubbed']} scrubbed) -> "
+                f"{result['uri']} -> jar '{result['jar_name']}' ({result['document_count']} documents)"
+            )
+            return result
+
+        loaded = load_honey_jar(run, published.output)
+
+        @task(trigger_rule="one_failed", retries=0)
+        def finalize_on_failure(run: dict | None = None) -> None:
+            from include.honeycomb.tasks import finalize_failed
+            from sting_airflow.hooks import app_dsn
+
+            finalize_failed(load_comb(comb.name), run, dsn=app_dsn())
+            raise AirflowFailException(f"honey comb '{comb.name}' run failed: see the failed step's log")
+
+        [staged, published, loaded] >> finalize_on_failure(run)
+    return dag
+
+
+def build_invalid_comb_dag(path: Path, error: Exception) -> DAG:
+    """A comb whose definition is invalid still shows up, paused-by-default and unscheduled, with
+    the validation error as its description and as the failure of its only task: one bad file
+    never hides the other combs."""
+    name = path.stem.lower().replace("-", "_")
+    message = str(error)
+    with DAG(
+        dag_id=f"honey_comb__{name}",
+        description=f"INVALID CONFIG: {message}"[:1000],
+        schedule=None,
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        tags=["honey_comb", "invalid-config"],
+        doc_md=f"**Invalid honey comb definition** `{path.name}`:\n\n```\n{message}\n```",
+    ) as dag:
+
+        @task(retries=0)
+        def invalid_config() -> None:
+            raise AirflowFailException(message)
+
+        invalid_config()
+    return dag

@@ -1,0 +1,118 @@
+"""Honey comb operators. Each is a thin shell over `include.honeycomb`: it resolves secrets through
+the Vault hook, calls the library, records a failure in the execution audit row, and returns a
+reference (object keys and counts, never data) through XCom.
+
+Heavy libraries (pyarrow, adbc) are imported inside `execute`, not at module import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.honeycomb.config import COMBS_DIR, CombConfigError, load_comb_file
+
+
+def load_comb(comb_name: str):
+    try:
+        return load_comb_file(COMBS_DIR / f"{comb_name}.yaml")
+    except CombConfigError as e:
+        raise AirflowFailException(str(e)) from None
+
+
+def window_from(run: dict):
+    from include.honeycomb.windows import RunWindow, _utc
+
+    w = run["window"]
+    return RunWindow(w["mode"], _utc(w["start"]), _utc(w["end"]))
+
+
+def _record_failure(execution_id: str | None, step: str, err: BaseException, dsn: str | None = None) -> None:
+    if not execution_id:
+        return
+    from include.db import connect
+    from include.honeycomb.catalog import record_failure
+
+    try:
+        with connect(dsn) as conn:
+            record_failure(conn, execution_id, step, str(err))
+    except Exception:  # the audit write must never hide the original error
+        pass
+
+
+class HoneyCombExtractOperator(BaseOperator):
+    """Extract one window of a database comb, scrubbed at the source, into a staging object.
+
+    :param comb_name: the comb (its definition file is `include/combs/<comb_name>.yaml`)
+    :param run: the run descriptor from the begin step (execution id, window); templated, so an
+        XComArg works
+    :param vault_conn_id: Vault connection used for the comb's credentials and hash salt
+    """
+
+    template_fields: Sequence[str] = ("run",)
+    ui_color = "#f6d776"
+
+    def __init__(self, *, comb_name: str, run: Any, vault_conn_id: str = "vault_default", **kwargs):
+        super().__init__(**kwargs)
+        self.comb_name = comb_name
+        self.run = run
+        self.vault_conn_id = vault_conn_id
+
+    def execute(self, context) -> dict:
+        from include.honeycomb.pipeline import extract_to_staging
+        from include.honeycomb.postgres_source import Credentials, SourceError
+        from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
+
+        comb = load_comb(self.comb_name)
+        run = self.run
+        try:
+            vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
+            path = comb.configuration.connection.vault_path
+            creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
+            salt = None
+            scrub = comb.configuration.scrubbing
+            if any(r.action == "hash" for r in scrub.custom_rules) and scrub.enabled:
+                salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
+            return extract_to_staging(comb, window_from(run), creds, salt)
+        except (SecretNotFoundError, CombConfigError) as e:
+            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
+            raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
+        except SourceError as e:
+            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
+            raise
+        except Exception as e:
+            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
+            raise
+
+
+class HoneyCombParquetOutputOperator(BaseOperator):
+    """Publish the staged Parquet object at the window's deterministic key
+    (`<prefix>/year=YYYY/month=MM/<comb>__<window>.parquet`): a rerun overwrites it.
+
+    :param comb_name: the comb
+    :param run: run descriptor (templated)
+    :param staged: the extract step's reference (templated, e.g. an XComArg)
+    """
+
+    template_fields: Sequence[str] = ("run", "staged")
+    ui_color = "#c7e9b4"
+
+    def __init__(self, *, comb_name: str, run: Any, staged: Any, **kwargs):
+        super().__init__(**kwargs)
+        self.comb_name = comb_name
+        self.run = run
+        self.staged = staged
+
+    def execute(self, context) -> dict:
+        from include.honeycomb.pipeline import publish
+        from sting_airflow.hooks import app_dsn
+
+        comb = load_comb(self.comb_name)
+        try:
+            return publish(comb, window_from(self.run), self.staged)
+        except Exception as e:
+            _record_failure(self.run.get("execution_id"), "write_parquet", e, app_dsn())
+            raise
