@@ -19,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from include.settings import REPO_ROOT
 
-COMBS_DIR = Path(os.environ.get("STING_COMBS_DIR", str(REPO_ROOT / "include" / "combs")))
+COMBS_DIR = REPO_ROOT / "include" / "combs"
+
+
+def combs_dir() -> Path:
+    """Where comb definitions live: include/combs, or $STING_COMBS_DIR."""
+    return Path(os.environ.get("STING_COMBS_DIR") or COMBS_DIR)
 
 _ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -289,7 +294,7 @@ def load_comb_file(path: Path, env: dict | None = None) -> CombDefinition:
 
 
 def comb_files(directory: Path | None = None) -> list[Path]:
-    d = directory or COMBS_DIR
+    d = directory or combs_dir()
     return sorted(p for p in d.glob("*.yaml") if not p.name.startswith("_"))
 
 

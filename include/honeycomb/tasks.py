@@ -8,7 +8,7 @@ from datetime import datetime
 
 from include.db import connect
 from include.honeycomb import catalog
-from include.honeycomb.config import CombDefinition, load_raw, COMBS_DIR
+from include.honeycomb.config import CombDefinition, combs_dir, load_raw
 from include.honeycomb.windows import RunWindow, WindowError, resolve_window
 
 
@@ -31,7 +31,7 @@ def begin(
     execution's audit row. Returns the run descriptor (ids + window) the other steps take."""
     params = params or {}
     execution_type = params.get("execution_type") or comb.execution_type
-    raw_path = COMBS_DIR / f"{comb.name}.yaml"
+    raw_path = combs_dir() / f"{comb.name}.yaml"
     raw = load_raw(raw_path) if raw_path.exists() else None
     with connect(dsn) as conn:
         comb_id = catalog.register_comb(conn, comb, raw)

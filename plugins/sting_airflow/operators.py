@@ -13,12 +13,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.honeycomb.config import COMBS_DIR, CombConfigError, load_comb_file
+from include.honeycomb.config import CombConfigError, combs_dir, load_comb_file
 
 
 def load_comb(comb_name: str):
     try:
-        return load_comb_file(COMBS_DIR / f"{comb_name}.yaml")
+        return load_comb_file(combs_dir() / f"{comb_name}.yaml")
     except CombConfigError as e:
         raise AirflowFailException(str(e)) from None
 
@@ -64,6 +64,8 @@ class HoneyCombExtractOperator(BaseOperator):
     def execute(self, context) -> dict:
         from include.honeycomb.pipeline import extract_to_staging
         from include.honeycomb.postgres_source import Credentials, SourceError
+        from airflow.sdk.log import mask_secret
+
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 
         comb = load_comb(self.comb_name)
@@ -72,10 +74,12 @@ class HoneyCombExtractOperator(BaseOperator):
             vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
             path = comb.configuration.connection.vault_path
             creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
+            mask_secret(creds.password)  # redacted from task logs should anything print it
             salt = None
             scrub = comb.configuration.scrubbing
             if any(r.action == "hash" for r in scrub.custom_rules) and scrub.enabled:
                 salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
+                mask_secret(salt)
             return extract_to_staging(comb, window_from(run), creds, salt)
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
