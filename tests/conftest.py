@@ -8,19 +8,17 @@ import uuid
 
 import pytest
 
+from include.devstack import stack as _st
+
+# The test process sees the same Airflow configuration as the stack's components (metadata DB,
+# connections such as vault_default, the Vault secrets backend) before anything imports airflow.
+os.environ.update(_st.airflow_env())
+
 
 @pytest.fixture(scope="session")
 def stack():
-    from include.devstack import stack as st
-
-    st.up(with_airflow=False)
-    # The Airflow connections the hooks use (vault_default, ...) when operators are executed
-    # directly, outside a scheduler.
-    env = st.airflow_env()
-    for k, v in env.items():
-        if k.startswith(("AIRFLOW_CONN_", "AIRFLOW__SECRETS__", "AIRFLOW__CORE__FERNET")):
-            os.environ[k] = v
-    return st
+    _st.up(with_airflow=False)
+    return _st
 
 
 @pytest.fixture(scope="session")

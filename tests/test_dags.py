@@ -57,7 +57,7 @@ def test_dagbag_has_no_import_errors_and_comb_dags_have_the_right_shape(stack):
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
-    dag = bag.get_dag("honey_comb__sample_customers")
+    dag = bag.dags["honey_comb__sample_customers"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable)  # runs have a real data interval
     assert set(dag.params.keys()) >= {"mode", "execution_type", "window_start", "window_end"}
     assert [t.task_id for t in dag.topological_sort()][:4] == ["begin", "extract", "write_parquet", "load_honey_jar"]
@@ -79,7 +79,7 @@ def test_a_bad_comb_definition_is_isolated_and_named(tmp_path, monkeypatch, stac
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
     assert "honey_comb__sample_customers" in bag.dags
-    broken = bag.get_dag("honey_comb__broken_comb")
+    broken = bag.dags["honey_comb__broken_comb"]
     assert "invalid-config" in broken.tags
     assert "configuration.extraction.mode" in broken.description
     assert type(broken.timetable).__name__ == "NullTimetable"  # never scheduled

@@ -87,6 +87,20 @@ class AirflowAPI:
             "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
         })
 
+    def wait_backfill(self, backfill_id: int, timeout: float = 300) -> dict:
+        deadline = time.time() + timeout
+        while True:
+            b = self._req("GET", f"/api/v2/backfills/{backfill_id}")
+            if b.get("completed_at"):
+                return b
+            if time.time() > deadline:
+                raise TimeoutError(f"backfill {backfill_id} not completed after {timeout:.0f}s")
+            time.sleep(2)
+
     def xcoms(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """XCom entries of a task instance, with their values."""
         q = urllib.request.quote(run_id, safe="")
-        return self._req("GET", f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances/{task_id}/xcomEntries")["xcom_entries"]
+        base = f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances/{task_id}/xcomEntries"
+        entries = self._req("GET", base)["xcom_entries"]
+        return [self._req("GET", f"{base}/{urllib.request.quote(e['key'], safe='')}?deserialize=true")
+                for e in entries]

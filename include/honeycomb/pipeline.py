@@ -32,9 +32,9 @@ def _row_keys(table_or_batch, pk: list[str], inc: str) -> pa.Array:
     return pc.binary_join_element_wise(*cols, _SEP)
 
 
-def neighbor_outputs(comb: CombDefinition, window: RunWindow) -> list[str]:
+def neighbor_outputs(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> list[str]:
     """Keys of other intervals' outputs whose read ranges overlap this window's read range."""
-    loc = OutputLocation.for_comb(comb)
+    loc = OutputLocation.for_comb(comb, execution_type)
     lookback = comb.configuration.extraction.lookback
     lo, hi = window.start - lookback, window.end + lookback
     own = loc.final_key(window)
@@ -47,14 +47,14 @@ def neighbor_outputs(comb: CombDefinition, window: RunWindow) -> list[str]:
     return keys
 
 
-def delivered_keys(comb: CombDefinition, window: RunWindow) -> pa.Array | None:
+def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> pa.Array | None:
     """(primary key, incremental value) of rows that other intervals already delivered and that
     this window will read again (its lookback): the rows to drop so nothing is delivered twice."""
     ex = comb.configuration.extraction
-    loc = OutputLocation.for_comb(comb)
+    loc = OutputLocation.for_comb(comb, execution_type)
     read_from = window.read_from(ex.lookback)
     parts = []
-    for key in neighbor_outputs(comb, window):
+    for key in neighbor_outputs(comb, window, execution_type):
         body = storage.s3_client().get_object(Bucket=loc.bucket, Key=key)["Body"].read()
         t = pq.read_table(io.BytesIO(body), columns=[*ex.primary_key, ex.incremental_column])
         inc = t.column(ex.incremental_column)
@@ -76,12 +76,13 @@ def _sha256_file(path: str) -> str:
 
 
 def extract_to_file(
-    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path: str
+    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path: str,
+    execution_type: str = "continuous_flow",
 ) -> dict:
     """Stream the window into a local Parquet file. Returns counts and the schema."""
     ex = comb.configuration.extraction
     out = comb.configuration.output
-    skip = delivered_keys(comb, window) if window.mode == "incremental" else None
+    skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" else None
     rows = scrubbed = duplicates = 0
     with stream_window(comb, creds, window, salt) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
@@ -111,13 +112,16 @@ def extract_to_file(
     }
 
 
-def extract_to_staging(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None) -> dict:
+def extract_to_staging(
+    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
+    execution_type: str = "continuous_flow",
+) -> dict:
     """Extract + scrub the window into the staging object. Returns a reference (no data)."""
-    loc = OutputLocation.for_comb(comb)
+    loc = OutputLocation.for_comb(comb, execution_type)
     key = loc.staging_key(window)
     with tempfile.TemporaryDirectory(prefix="sting-comb-") as tmp:
         path = os.path.join(tmp, "part.parquet")
-        result = extract_to_file(comb, window, creds, salt, path)
+        result = extract_to_file(comb, window, creds, salt, path, execution_type)
         result["sha256"] = _sha256_file(path)
         result["bytes"] = os.path.getsize(path)
         storage.s3_client().upload_file(
@@ -129,9 +133,9 @@ def extract_to_staging(comb: CombDefinition, window: RunWindow, creds: Credentia
     return {"bucket": loc.bucket, "staging_key": key, "window": window.as_dict(), **result}
 
 
-def publish(comb: CombDefinition, window: RunWindow, staged: dict) -> dict:
+def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow") -> dict:
     """Move the staged object to the window's final key (overwriting a previous run's)."""
-    loc = OutputLocation.for_comb(comb)
+    loc = OutputLocation.for_comb(comb, execution_type)
     key = loc.final_key(window)
     c = storage.s3_client()
     c.copy_object(
@@ -144,6 +148,6 @@ def publish(comb: CombDefinition, window: RunWindow, staged: dict) -> dict:
     return ref
 
 
-def discard_staging(comb: CombDefinition, window: RunWindow) -> None:
-    loc = OutputLocation.for_comb(comb)
+def discard_staging(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> None:
+    loc = OutputLocation.for_comb(comb, execution_type)
     storage.delete(loc.bucket, loc.staging_key(window))

@@ -103,4 +103,4 @@ def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = No
     w = run["window"]
     from include.honeycomb.windows import _utc
 
-    discard_staging(comb, RunWindow(w["mode"], _utc(w["start"]), _utc(w["end"])))
+    discard_staging(comb, RunWindow(w["mode"], _utc(w["start"]), _utc(w["end"])), run["execution_type"])

@@ -116,9 +116,14 @@ class OutputLocation:
     comb: str
 
     @classmethod
-    def for_comb(cls, comb: CombDefinition) -> OutputLocation:
+    def for_comb(cls, comb: CombDefinition, execution_type: str = "continuous_flow") -> OutputLocation:
+        """continuous_flow outputs form one dataset per comb; snapshot_generation runs feed their
+        own jars, so their objects live apart and never count as delivered to the flow."""
         out = comb.configuration.output
-        return cls(out.bucket or get_settings().comb_output_bucket, (out.prefix or comb.name).strip("/"), comb.name)
+        prefix = (out.prefix or comb.name).strip("/")
+        if execution_type == "snapshot_generation":
+            prefix += "/snapshot_generation"
+        return cls(out.bucket or get_settings().comb_output_bucket, prefix, comb.name)
 
     def partition_prefix(self, t: datetime) -> str:
         return f"{self.prefix}/year={t:%Y}/month={t:%m}/"

@@ -80,7 +80,7 @@ class HoneyCombExtractOperator(BaseOperator):
             if any(r.action == "hash" for r in scrub.custom_rules) and scrub.enabled:
                 salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
                 mask_secret(salt)
-            return extract_to_staging(comb, window_from(run), creds, salt)
+            return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"])
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
             raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
@@ -116,7 +116,7 @@ class HoneyCombParquetOutputOperator(BaseOperator):
 
         comb = load_comb(self.comb_name)
         try:
-            return publish(comb, window_from(self.run), self.staged)
+            return publish(comb, window_from(self.run), self.staged, self.run["execution_type"])
         except Exception as e:
             _record_failure(self.run.get("execution_id"), "write_parquet", e, app_dsn())
             raise
