@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterator
 
 from include.settings import get_settings
@@ -21,6 +22,41 @@ def _client(endpoint: str, key: str, secret: str, region: str):
         region_name=region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _arrow_fs(endpoint: str, key: str, secret: str, region: str):
+    from pyarrow import fs
+
+    scheme, host = endpoint.split("://", 1)
+    return fs.S3FileSystem(access_key=key, secret_key=secret, endpoint_override=host, scheme=scheme,
+                           region=region, background_writes=True)
+
+
+def arrow_fs():
+    """pyarrow's S3 filesystem (C++ multipart uploads in background threads): lets a Parquet
+    writer stream to object storage while the extraction is still running."""
+    s = get_settings()
+    return _arrow_fs(s.s3_endpoint, s.s3_access_key, s.s3_secret_key, s.s3_region)
+
+
+class HashingSink:
+    """File-like wrapper that SHA-256s what goes through it (the content hash of the object)."""
+
+    def __init__(self, out):
+        self.out, self.sha256, self.size, self.closed = out, hashlib.sha256(), 0, False
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self.out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def s3_client():

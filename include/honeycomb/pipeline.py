@@ -1,17 +1,14 @@
 """The comb's data path: extract a window (scrubbed at the source) to a staging Parquet object,
 then publish it at the window's deterministic, year/month-partitioned key.
 
-Memory stays flat: Arrow batches stream from the source into a ParquetWriter on local disk, and
-the file is uploaded with a multipart upload. Only references and counts are returned.
+Memory stays flat: Arrow batches stream from the source into a ParquetWriter whose output is a
+multipart upload to object storage. Only references and counts are returned.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import os
-import tempfile
 from datetime import timedelta
 
 import pyarrow as pa
@@ -67,19 +64,12 @@ def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str 
     return pa.chunked_array(parts).combine_chunks().unique()
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def extract_to_file(
-    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path: str,
+    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
     execution_type: str = "continuous_flow",
 ) -> dict:
-    """Stream the window into a local Parquet file. Returns counts and the schema."""
+    """Stream the window into a Parquet file (a path or a writable file-like object).
+    Returns counts and the schema."""
     ex = comb.configuration.extraction
     out = comb.configuration.output
     skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" else None
@@ -119,14 +109,20 @@ def extract_to_staging(
     """Extract + scrub the window into the staging object. Returns a reference (no data)."""
     loc = OutputLocation.for_comb(comb, execution_type)
     key = loc.staging_key(window)
-    with tempfile.TemporaryDirectory(prefix="sting-comb-") as tmp:
-        path = os.path.join(tmp, "part.parquet")
-        result = extract_to_file(comb, window, creds, salt, path, execution_type)
-        result["sha256"] = _sha256_file(path)
-        result["bytes"] = os.path.getsize(path)
-        storage.s3_client().upload_file(
-            path, loc.bucket, key, ExtraArgs={"Metadata": {"sha256": result["sha256"]}}
-        )
+    # Parquet streams straight to the staging object: upload parts go out (C++ threads) while
+    # the source is still being read. A failed extraction deletes whatever was staged.
+    try:
+        with storage.arrow_fs().open_output_stream(f"{loc.bucket}/{key}") as stream:
+            sink = storage.HashingSink(stream)
+            result = extract_to_file(comb, window, creds, salt, sink, execution_type)
+    except BaseException:
+        try:
+            storage.delete(loc.bucket, key)
+        except Exception:  # nothing staged, or storage down: the original error matters
+            pass
+        raise
+    result["sha256"] = sink.sha256.hexdigest()
+    result["bytes"] = sink.size
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",
              comb.name, window.tag, result["records_processed"], result["records_scrubbed"],
              result["duplicates_skipped"], loc.bucket, key)
