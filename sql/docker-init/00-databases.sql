@@ -1,0 +1,2 @@
+-- docker-compose only: the Airflow metadata database beside the application database `sting`.
+CREATE DATABASE airflow;

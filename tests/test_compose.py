@@ -1,0 +1,80 @@
+"""docker-compose.yaml is the production shape of the local stack: it parses, and every service
+and setting the code reads is there and points at a service of the file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from include.settings import SEED_BUCKETS, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"]
+
+# Settings field -> the environment variable include/settings.py reads it from.
+SETTING_ENV = {
+    "pg_host": "STING_PG_HOST", "pg_port": "STING_PG_PORT", "pg_user": "STING_PG_USER", "app_db": "STING_APP_DB",
+    "airflow_db": "STING_AIRFLOW_DB", "vault_addr": "VAULT_ADDR", "vault_token": "VAULT_TOKEN",
+    "s3_endpoint": "STING_S3_ENDPOINT", "s3_access_key": "AWS_ACCESS_KEY_ID", "s3_secret_key": "AWS_SECRET_ACCESS_KEY",
+    "s3_region": "AWS_DEFAULT_REGION", "comb_output_bucket": "STING_COMB_OUTPUT_BUCKET", "redis_url": "STING_REDIS_URL",
+    "chroma_host": "STING_CHROMA_HOST", "chroma_port": "STING_CHROMA_PORT", "airflow_url": "STING_AIRFLOW_URL",
+}
+LOCAL_ONLY = {"sample_source_db", "stack_dir"}
+
+
+def test_settings_map_is_complete():
+    src = (REPO / "include/settings.py").read_text()
+    for f in fields(Settings):
+        if f.name in LOCAL_ONLY:
+            continue
+        assert f.name in SETTING_ENV, f"add {f.name} to the compose check"
+        assert f'"{SETTING_ENV[f.name]}"' in src
+
+
+def test_services_of_the_production_shape():
+    assert {"postgres", "redis", "vault", "minio", "minio-buckets", "chroma", "airflow-init", *AIRFLOW} <= set(SERVICES)
+    cmds = {s: " ".join(SERVICES[s]["command"]) for s in AIRFLOW}
+    assert cmds == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
+                    "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
+                    "airflow-worker": "celery worker"}
+    init = " ".join(SERVICES["airflow-init"]["command"])
+    assert "airflow db migrate" in init and "include.devstack.stack migrate-app" in init
+    assert SERVICES["chroma"]["image"].endswith(":1.5.9")
+    assert SERVICES["airflow-apiserver"]["image"].endswith(":3.3.2")
+
+
+def test_every_airflow_service_has_the_environment_the_code_reads():
+    for name in AIRFLOW + ["airflow-init"]:
+        env = SERVICES[name]["environment"]
+        for var in SETTING_ENV.values():
+            assert var in env, f"{name} lacks {var}"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__SECRETS__BACKEND"].endswith("hashicorp.secrets.vault.VaultBackend")
+        assert "AIRFLOW_CONN_VAULT_DEFAULT" in env and env["PYTHONPATH"] == "/opt/airflow:/opt/airflow/plugins"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+        assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        # every host the code talks to is a service of this file
+        for var in ("STING_PG_HOST", "STING_CHROMA_HOST"):
+            assert env[var] in SERVICES
+        for var in ("VAULT_ADDR", "STING_S3_ENDPOINT", "STING_REDIS_URL", "STING_AIRFLOW_URL"):
+            host = re.match(r"\w+://([^:/]+)", env[var]).group(1)
+            assert host in SERVICES, (name, var, host)
+
+
+def test_buckets_of_the_seed_are_created():
+    script = " ".join(SERVICES["minio-buckets"]["command"])
+    for b in (*SEED_BUCKETS, "sting-comb-outputs"):
+        assert b in script
+    assert "version enable sting/ai-models" in script
+
+
+def test_dockerfile_ships_the_project():
+    df = (REPO / "Dockerfile").read_text()
+    assert "apache/airflow:3.3.2" in df and "-c /opt/sting/constraints.txt" in df
+    for d in ("dags", "plugins", "include", "sql"):
+        assert f"COPY --chown=airflow:0 {d} " in df
