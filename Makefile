@@ -32,6 +32,7 @@ demo: stack-up
 	$(PY) -m include.devstack.demo
 
 test: venv
+	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: stack-up

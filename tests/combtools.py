@@ -4,7 +4,7 @@ operators (their `execute`) and library functions, against the real services."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import yaml
@@ -63,13 +63,14 @@ def insert(conn, schema: str, rows: list[tuple]) -> None:
 
 
 def utc(*a) -> datetime:
-    return datetime(*a, tzinfo=timezone.utc)
+    return datetime(*a, tzinfo=UTC)
 
 
 def run_steps(name: str, run_key: str, **params):
     """begin -> extract (operator) -> write_parquet (operator) -> load: like one DAG run."""
-    from include.honeycomb.tasks import begin, load
     from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
+
+    from include.honeycomb.tasks import begin, load
 
     comb = load_comb(name)
     run = begin(comb, run_key=run_key, params={k: (v.isoformat() if isinstance(v, datetime) else v)

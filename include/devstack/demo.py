@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from include import storage
 from include.db import connect
@@ -13,7 +13,7 @@ from include.settings import get_settings
 
 def main() -> int:
     api = AirflowAPI()
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     runs = {
         # incremental comb: the last 3 days as one explicit window (the sample rows span them)
         "honey_comb__sample_customers": {"window_start": (end - timedelta(days=3)).isoformat(),

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -82,7 +82,7 @@ def _fill(conn, n_customers: int, n_tickets: int) -> None:
 
     fake = Faker(["en_US", "en_GB", "de_DE", "fr_FR"])
     Faker.seed(20261123)
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     segments = ["enterprise", "smb", "consumer", "public_sector"]
     with conn.cursor() as cur:
         with cur.copy(

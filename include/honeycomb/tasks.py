@@ -32,9 +32,8 @@ def begin(
     params = params or {}
     execution_type = params.get("execution_type") or comb.execution_type
     raw_path = combs_dir() / f"{comb.name}.yaml"
-    raw = load_raw(raw_path) if raw_path.exists() else None
     with connect(dsn) as conn:
-        comb_id = catalog.register_comb(conn, comb, raw)
+        comb_id = catalog.register_comb(conn, comb, load_raw(raw_path) if raw_path.exists() else None)
     try:
         if execution_type not in ("continuous_flow", "snapshot_generation"):
             raise RunParamsError(f"param execution_type: unknown value '{execution_type}'")
@@ -48,12 +47,10 @@ def begin(
             window_end=params.get("window_end"),
         )
     except (WindowError, RunParamsError) as e:
+        # Audited as a failed execution (no jar, nothing extracted), then the run fails.
         with connect(dsn) as conn:
-            ex_id = catalog.start_execution(
-                conn, comb_id, comb.execution_type if execution_type not in
-                ("continuous_flow", "snapshot_generation") else execution_type, None, run_key,
-                {"dag_id": dag_id, "run_id": run_key, "params": params},
-            )
+            ex_id = catalog.start_execution(conn, comb_id, comb.execution_type, None, run_key,
+                                            {"dag_id": dag_id, "run_id": run_key, "params": params})
             catalog.record_failure(conn, ex_id, "begin", f"bad run parameters: {e}")
         raise RunParamsError(f"comb '{comb.name}': bad run parameters: {e}") from None
     with connect(dsn) as conn:

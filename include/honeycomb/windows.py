@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from include.honeycomb.config import CombDefinition
 from include.settings import get_settings
@@ -26,8 +26,8 @@ def _utc(dt: datetime | str | None) -> datetime | None:
         except ValueError:
             raise WindowError(f"'{dt}' is not an ISO-8601 date-time") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(dt.timestamp(), tz=timezone.utc).replace(microsecond=0)
+        dt = dt.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(dt.timestamp(), tz=UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def resolve_window(
     mode = mode or comb.configuration.extraction.mode
     ws, we = _utc(window_start), _utc(window_end)
     ds, de = _utc(data_interval_start), _utc(data_interval_end)
-    ra = _utc(run_after) or _utc(datetime.now(timezone.utc))
+    ra = _utc(run_after) or _utc(datetime.now(UTC))
     if mode == "snapshot":
         return RunWindow("snapshot", None, we or de or ra)
     if mode != "incremental":
@@ -146,5 +146,5 @@ def parse_interval_from_key(key: str) -> tuple[datetime, datetime] | None:
     m = _TAG_RE.search(key)
     if not m:
         return None
-    f = lambda s: datetime.strptime(s, _TS).replace(tzinfo=timezone.utc)  # noqa: E731
+    f = lambda s: datetime.strptime(s, _TS).replace(tzinfo=UTC)  # noqa: E731
     return f(m.group(1)), f(m.group(2))

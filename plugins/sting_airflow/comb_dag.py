@@ -3,7 +3,7 @@ database, no Vault, no heavy imports."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, task
@@ -52,7 +52,7 @@ def comb_params(comb: CombDefinition) -> dict[str, Param]:
 def build_comb_dag(comb: CombDefinition) -> DAG:
     ex = comb.configuration.extraction
     schedule = CronDataIntervalTimetable(ex.schedule, timezone="UTC") if ex.schedule else None
-    start = datetime.combine(comb.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    start = datetime.combine(comb.start_date, datetime.min.time(), tzinfo=UTC)
     with DAG(
         dag_id=comb.dag_id,
         description=comb.description or f"Honey comb {comb.name}",
@@ -133,7 +133,7 @@ def build_invalid_comb_dag(path: Path, error: Exception) -> DAG:
         dag_id=f"honey_comb__{name}",
         description=f"INVALID CONFIG: {message}"[:1000],
         schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         tags=["honey_comb", "invalid-config"],
         doc_md=f"**Invalid honey comb definition** `{path.name}`:\n\n```\n{message}\n```",

@@ -62,10 +62,10 @@ class HoneyCombExtractOperator(BaseOperator):
         self.vault_conn_id = vault_conn_id
 
     def execute(self, context) -> dict:
-        from include.honeycomb.pipeline import extract_to_staging
-        from include.honeycomb.postgres_source import Credentials, SourceError
         from airflow.sdk.log import mask_secret
 
+        from include.honeycomb.pipeline import extract_to_staging
+        from include.honeycomb.postgres_source import Credentials, SourceError
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 
         comb = load_comb(self.comb_name)
