@@ -26,6 +26,3 @@ def read_secret(path: str) -> dict:
 def write_secret(path: str, data: dict) -> None:
     client().secrets.kv.v2.create_or_update_secret(path=path.strip("/"), secret=data, mount_point="secret")
 
-
-def delete_secret(path: str) -> None:
-    client().secrets.kv.v2.delete_metadata_and_all_versions(path=path.strip("/"), mount_point="secret")

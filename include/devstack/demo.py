@@ -53,10 +53,11 @@ def main() -> int:
         if row["error_message"]:
             print(f"  error: {row['error_message']}")
     bucket = get_settings().comb_output_bucket
-    keys = [o["Key"] for o in storage.list_keys(bucket, "") if not o["Key"].startswith("_staging/")]
-    print(f"\nobjects in s3://{bucket}: {len(keys)}")
-    for k in keys[-10:]:
-        print(f"  {k}")
+    for comb in ("sample_customers", "sample_support_tickets"):
+        keys = [o["Key"] for o in storage.list_keys(bucket, f"{comb}/")]
+        print(f"\nParquet objects of comb {comb} in s3://{bucket}: {len(keys)}")
+        for k in keys[-5:]:
+            print(f"  {k}")
     return 0 if ok else 1
 
 

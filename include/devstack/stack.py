@@ -351,8 +351,15 @@ def ensure_airflow() -> str:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     pw = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     pw.write_text(json.dumps({"admin": stack_secrets()["admin_password"]}))
-    if all(_pid(f"airflow-{c}") for c in AIRFLOW_COMPONENTS) and airflow_healthy():
+    ours = [c for c in AIRFLOW_COMPONENTS if _pid(f"airflow-{c}")]
+    if len(ours) == len(AIRFLOW_COMPONENTS) and airflow_healthy():
         return f"reusing Airflow at {S.airflow_url}"
+    if not ours and _port_open("127.0.0.1", AIRFLOW_PORT):
+        # Another checkout's Airflow would run another dags folder: never reuse it.
+        raise RuntimeError(
+            f"port {AIRFLOW_PORT} is taken by an Airflow (or other server) this stack did not start; "
+            "stop it (make stack-down in its checkout) or set STING_AIRFLOW_URL to another port"
+        )
     subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    stdout=open(LOGS / "airflow-db-migrate.log", "ab"), stderr=subprocess.STDOUT)
     for c in AIRFLOW_COMPONENTS:

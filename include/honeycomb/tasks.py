@@ -97,7 +97,4 @@ def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = No
         return
     with connect(dsn) as conn:
         catalog.record_failure(conn, run["execution_id"], "finalize", "a step failed (see task logs)")
-    w = run["window"]
-    from include.honeycomb.windows import _utc
-
-    discard_staging(comb, RunWindow(w["mode"], _utc(w["start"]), _utc(w["end"])), run["execution_type"])
+    discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"])

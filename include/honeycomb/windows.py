@@ -17,7 +17,7 @@ class WindowError(ValueError):
     pass
 
 
-def _utc(dt: datetime | str | None) -> datetime | None:
+def to_utc(dt: datetime | str | None) -> datetime | None:
     if dt is None or dt == "":
         return None
     if isinstance(dt, str):
@@ -51,6 +51,10 @@ class RunWindow:
         assert self.start is not None
         return self.start - lookback
 
+    @classmethod
+    def from_dict(cls, d: dict) -> RunWindow:
+        return cls(d["mode"], to_utc(d["start"]), to_utc(d["end"]))
+
     def as_dict(self) -> dict:
         return {
             "mode": self.mode,
@@ -66,7 +70,7 @@ def last_complete_interval(cron: str, before: datetime) -> tuple[datetime, datet
     it = croniter(cron, before)
     end = it.get_prev(datetime)
     start = it.get_prev(datetime)
-    return _utc(start), _utc(end)
+    return to_utc(start), to_utc(end)
 
 
 def resolve_window(
@@ -86,9 +90,9 @@ def resolve_window(
     run was triggered. snapshot: the data interval end, else the trigger time.
     """
     mode = mode or comb.configuration.extraction.mode
-    ws, we = _utc(window_start), _utc(window_end)
-    ds, de = _utc(data_interval_start), _utc(data_interval_end)
-    ra = _utc(run_after) or _utc(datetime.now(UTC))
+    ws, we = to_utc(window_start), to_utc(window_end)
+    ds, de = to_utc(data_interval_start), to_utc(data_interval_end)
+    ra = to_utc(run_after) or to_utc(datetime.now(UTC))
     if mode == "snapshot":
         return RunWindow("snapshot", None, we or de or ra)
     if mode != "incremental":

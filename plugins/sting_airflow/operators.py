@@ -24,10 +24,9 @@ def load_comb(comb_name: str):
 
 
 def window_from(run: dict):
-    from include.honeycomb.windows import RunWindow, _utc
+    from include.honeycomb.windows import RunWindow
 
-    w = run["window"]
-    return RunWindow(w["mode"], _utc(w["start"]), _utc(w["end"]))
+    return RunWindow.from_dict(run["window"])
 
 
 def _record_failure(execution_id: str | None, step: str, err: BaseException, dsn: str | None = None) -> None:
@@ -65,7 +64,7 @@ class HoneyCombExtractOperator(BaseOperator):
         from airflow.sdk.log import mask_secret
 
         from include.honeycomb.pipeline import extract_to_staging
-        from include.honeycomb.postgres_source import Credentials, SourceError
+        from include.honeycomb.postgres_source import Credentials
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 
         comb = load_comb(self.comb_name)
@@ -84,10 +83,7 @@ class HoneyCombExtractOperator(BaseOperator):
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
             raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
-        except SourceError as e:
-            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
-            raise
-        except Exception as e:
+        except Exception as e:  # SourceError (unreachable, query failed) and the rest: retryable
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
             raise
 
