@@ -1,0 +1,329 @@
+"""Documents into honey jars: claim -> prepare (fetch, dedupe, extract, chunk) -> embed + upsert
+-> complete, with PostgreSQL as the record of every document's state.
+
+- `documents` rows move pending -> processing -> completed | failed (the reason in
+  metadata.error); `honey_jars.document_count` is kept by the database trigger, never here.
+- Chunk ids are `<document id>:<chunk index>:<sha256(chunk)[:16]>`: a rerun produces the same ids.
+  Only ids Chroma does not hold yet are embedded and written; ids a document no longer produces
+  are deleted; an unchanged document (same bytes, same chunking) touches Chroma not at all.
+- The same bytes twice in one jar are embedded once (the later row records `duplicate_of`).
+- Between steps only references travel: document ids and the object key of a chunk file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from psycopg.types.json import Jsonb
+
+from include import storage
+from include.db import connect
+from include.documents.chunking import ChunkingConfig, chunk_segments
+from include.documents.extract import ExtractionError, Limits, extract_text, normalize_type
+from include.settings import get_settings
+
+log = logging.getLogger(__name__)
+MODEL = "all-MiniLM-L6-v2"
+UPLOAD_BUCKET = "user-files"
+UPLOAD_PREFIX = "documents/"
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    if not uri or not uri.startswith("s3://"):
+        raise ExtractionError(f"upload_path '{uri}' is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def chunk_id(document_id: str, index: int, content_hash: str) -> str:
+    return f"{document_id}:{index}:{content_hash[:16]}"
+
+
+# ----------------------------------------------------------------------------- intake
+def register_upload(conn, jar_id: str, uri: str, *, title: str | None = None, file_type: str | None = None,
+                    size: int | None = None, tags: list[str] | None = None) -> str:
+    """Record an object as a pending document of a jar (idempotent on jar + path). Registering a
+    path again (a re-upload) sets it pending again; its old vectors go once the new bytes are in."""
+    key = uri.rsplit("/", 1)[-1]
+    ftype = normalize_type(file_type or (key.rsplit(".", 1)[-1] if "." in key else "txt"))
+    row = conn.execute(
+        """
+        INSERT INTO documents (honey_jar_id, title, file_type, file_size, upload_path, metadata, processing_status, tags)
+        VALUES (%s, %s, %s, %s, %s, '{"source": "upload"}', 'pending', %s)
+        ON CONFLICT (honey_jar_id, upload_path) DO UPDATE
+           SET processing_status = 'pending', file_size = EXCLUDED.file_size, title = EXCLUDED.title
+        RETURNING id
+        """,
+        (jar_id, title or key, ftype, size, uri, tags or []),
+    ).fetchone()
+    return str(row["id"])
+
+
+def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -> list[str]:
+    """Register uploaded objects (`/documents/{user_id}/{file_id}.{ext}`) that name their jar in
+    object metadata (`x-amz-meta-honey-jar-id`) and are not registered yet."""
+    with connect() as conn:
+        known = {r["upload_path"] for r in conn.execute(
+            "SELECT upload_path FROM documents WHERE upload_path LIKE %s", (f"s3://{bucket}/{prefix}%",))}
+    new = []
+    c = storage.s3_client()
+    for obj in storage.list_keys(bucket, prefix):
+        uri = storage.uri(bucket, obj["Key"])
+        if uri in known:
+            continue
+        head = c.head_object(Bucket=bucket, Key=obj["Key"])
+        meta = head.get("Metadata", {})
+        jar = meta.get("honey-jar-id")
+        if not jar:
+            continue
+        with connect() as conn:
+            new.append(register_upload(conn, jar, uri, title=meta.get("title"), size=obj["Size"],
+                                       tags=[t for t in meta.get("tags", "").split(",") if t]))
+    return new
+
+
+def claim(*, jar_id: str | None = None, document_ids: list[str] | None = None, limit: int = 1000) -> list[str]:
+    """Move documents to `processing` and return their ids: pending ones (of a jar, or all), or the
+    given ids whatever their state (an explicit reprocess). Concurrent claimers never share one."""
+    with connect() as conn:
+        if document_ids:
+            rows = conn.execute(
+                """UPDATE documents SET processing_status = 'processing'
+                    WHERE id = ANY(%s::uuid[]) AND processing_status <> 'processing' RETURNING id""",
+                (document_ids,)).fetchall()
+        else:
+            rows = conn.execute(
+                """UPDATE documents SET processing_status = 'processing'
+                    WHERE id IN (SELECT id FROM documents WHERE processing_status = 'pending'
+                                   AND (%(jar)s::uuid IS NULL OR honey_jar_id = %(jar)s::uuid)
+                                 ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                RETURNING id""", {"jar": jar_id, "limit": limit}).fetchall()
+    return [str(r["id"]) for r in rows]
+
+
+def batches(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+# ----------------------------------------------------------------------------- prepare
+@dataclass
+class Prepared:
+    document_id: str
+    jar_id: str
+    content_hash: str
+    file_size: int
+    chunking: str
+    chunk_ids: list[str]
+
+
+def _fail(conn, doc_id: str, reason: str) -> None:
+    conn.execute(
+        """UPDATE documents SET processing_status = 'failed', processed_at = NOW(), chunk_count = 0,
+                  metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('error', %s::jsonb)
+            WHERE id = %s""",
+        (json.dumps({"reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}), doc_id))
+
+
+def _complete(conn, doc_id: str, content_hash: str, size: int, chunk_count: int, embedding: dict) -> None:
+    conn.execute(
+        """UPDATE documents SET processing_status = 'completed', processed_at = NOW(), chunk_count = %s,
+                  content_hash = %s, file_size = %s,
+                  metadata = (COALESCE(metadata, '{}'::jsonb) - 'error' - 'duplicate_of') || %s
+            WHERE id = %s""",
+        (chunk_count, content_hash, size, Jsonb(embedding), doc_id))
+
+
+def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str | None = None) -> dict:
+    """Fetch, dedupe, extract and chunk a batch. Documents that fail, are duplicates or are
+    unchanged are finished here. The chunks that need vectors go to one Parquet object in the
+    staging area; returns its reference and the plan (ids only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.documents import vectorstore
+
+    coll = vectorstore.collection()
+    out_rows: dict[str, list] = {"id": [], "document_id": [], "text": [], "metadata": []}
+    plan: list[dict] = []
+    summary = {"failed": {}, "duplicates": [], "unchanged": [], "prepared": []}
+    with connect() as conn:
+        docs = conn.execute(
+            """SELECT d.*, j.config AS jar_config FROM documents d JOIN honey_jars j ON j.id = d.honey_jar_id
+                WHERE d.id = ANY(%s::uuid[])""", (document_ids,)).fetchall()
+    for doc in docs:
+        doc_id, jar_id = str(doc["id"]), str(doc["honey_jar_id"])
+        meta = doc["metadata"] or {}
+        try:
+            cfg = ChunkingConfig.from_jar_config(doc["jar_config"])
+            bucket, key = _split_uri(doc["upload_path"])
+            try:
+                data = storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as e:
+                raise ExtractionError(f"original not readable at {doc['upload_path']}: {type(e).__name__}") from None
+            sha = hashlib.sha256(data).hexdigest()
+            with connect() as conn:
+                dup = conn.execute(
+                    """SELECT id FROM documents WHERE honey_jar_id = %s AND content_hash = %s AND id <> %s
+                         AND processing_status = 'completed' AND NOT (metadata ? 'duplicate_of')
+                       ORDER BY created_at LIMIT 1""", (jar_id, sha, doc_id)).fetchone()
+                if dup:
+                    stale = vectorstore.ids_where(coll, {"document_id": doc_id})
+                    vectorstore.delete_ids(coll, stale)
+                    _complete(conn, doc_id, sha, len(data), 0, {"embedding": {"status": "duplicate"}})
+                    conn.execute("UPDATE documents SET metadata = metadata || jsonb_build_object('duplicate_of', %s::text) WHERE id = %s",
+                                 (str(dup["id"]), doc_id))
+                    summary["duplicates"].append(doc_id)
+                    continue
+            emb = meta.get("embedding") or {}
+            if (emb.get("content_hash") == sha and emb.get("chunking") == cfg.key and emb.get("model") == MODEL
+                    and emb.get("status") == "embedded"):
+                with connect() as conn:  # same bytes, same chunking: nothing to write anywhere
+                    _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
+                summary["unchanged"].append(doc_id)
+                continue
+            segments = extract_text(data, doc["file_type"], limits, text_fields=emb.get("text_fields"),
+                                    key_fields=emb.get("key_fields"))
+            chunks = chunk_segments(segments, cfg)
+        except (ExtractionError, ValueError) as e:
+            with connect() as conn:
+                _fail(conn, doc_id, str(e))
+            # Vectors of an earlier version no longer match the file: remove them.
+            vectorstore.delete_ids(coll, vectorstore.ids_where(coll, {"document_id": doc_id}))
+            summary["failed"][doc_id] = str(e)
+            log.warning("document %s (%s) failed: %s", doc_id, doc["title"], e)
+            continue
+        ids = [chunk_id(doc_id, c.index, c.content_hash) for c in chunks]
+        existing = set(vectorstore.ids_where(coll, {"document_id": doc_id}))
+        ts = int(time.time())
+        for c, cid in zip(chunks, ids, strict=True):
+            if cid in existing:
+                continue
+            m = {"honey_jar_id": jar_id, "document_id": doc_id, "document_type": meta.get("source", "upload"),
+                 "file_type": doc["file_type"], "timestamp": ts, "chunk_index": c.index, "title": doc["title"][:500],
+                 **{k: v for k, v in c.meta.items() if isinstance(v, (str, int, float, bool))}}
+            out_rows["id"].append(cid)
+            out_rows["document_id"].append(doc_id)
+            out_rows["text"].append(c.text)
+            out_rows["metadata"].append(json.dumps(m))
+        plan.append({"document_id": doc_id, "jar_id": jar_id, "content_hash": sha, "file_size": len(data),
+                     "chunking": cfg.key, "chunk_ids": ids, "text_fields": emb.get("text_fields"),
+                     "key_fields": emb.get("key_fields")})
+        summary["prepared"].append(doc_id)
+    ref = None
+    if out_rows["id"]:
+        s = get_settings()
+        key = f"_staging/chunks/{run_key or 'adhoc'}/{uuid.uuid4().hex}.parquet"
+        buf = io.BytesIO()
+        pq.write_table(pa.table(out_rows), buf, compression="zstd")
+        storage.s3_client().put_object(Bucket=s.comb_output_bucket, Key=key, Body=buf.getvalue())
+        ref = {"bucket": s.comb_output_bucket, "key": key, "chunks": len(out_rows["id"])}
+    jars = sorted({str(d["honey_jar_id"]) for d in docs})
+    return {"chunks_ref": ref, "plan": plan, "summary": summary, "jars": jars}
+
+
+# ----------------------------------------------------------------------------- embed + upsert
+def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_documents",
+                     batch_size: int = 32) -> dict:
+    """Chunks in (a Parquet object), vectors into Chroma; returns ids and counts."""
+    if not chunks_ref:
+        return {"upserted": 0, "ids": [], "seconds": 0.0}
+    import pyarrow.parquet as pq
+
+    from include.documents import vectorstore
+    from include.documents.embedding import embed
+
+    body = storage.s3_client().get_object(Bucket=chunks_ref["bucket"], Key=chunks_ref["key"])["Body"].read()
+    t = pq.read_table(io.BytesIO(body))
+    ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
+    metas = [json.loads(m) for m in t.column("metadata").to_pylist()]
+    t0 = time.perf_counter()
+    vectors = embed(texts, batch_size=batch_size)
+    embed_s = time.perf_counter() - t0
+    vectorstore.upsert(vectorstore.collection(collection_name), ids, vectors, texts, metas)
+    storage.delete(chunks_ref["bucket"], chunks_ref["key"])
+    return {"upserted": len(ids), "ids": ids, "embed_seconds": embed_s, "seconds": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------- complete
+def complete(prepared: dict, upserted: dict | None = None, collection_name: str = "honey_jar_documents") -> dict:
+    """After the vectors are in: delete chunk ids documents no longer produce, mark documents
+    completed with their chunk counts, and drop cached answers of the jars that changed."""
+    from include.documents import vectorstore
+    from include.documents.search import invalidate_jars
+
+    coll = vectorstore.collection(collection_name)
+    stale_total = 0
+    for p in prepared["plan"]:
+        keep = set(p["chunk_ids"])
+        stale = [i for i in vectorstore.ids_where(coll, {"document_id": p["document_id"]}) if i not in keep]
+        stale_total += vectorstore.delete_ids(coll, stale)
+        emb = {"status": "embedded", "content_hash": p["content_hash"], "chunking": p["chunking"], "model": MODEL,
+               "chunk_count": len(p["chunk_ids"])}
+        if p.get("text_fields"):
+            emb.update(text_fields=p["text_fields"], key_fields=p.get("key_fields") or [])
+        with connect() as conn:
+            _complete(conn, p["document_id"], p["content_hash"], p["file_size"], len(p["chunk_ids"]), {"embedding": emb})
+    changed = prepared["jars"]
+    invalidated = invalidate_jars(changed)
+    return {"completed": len(prepared["plan"]), "stale_deleted": stale_total,
+            "upserted": (upserted or {}).get("upserted", 0), "cache_keys_invalidated": invalidated,
+            **{k: len(v) for k, v in prepared["summary"].items()}}
+
+
+def process(document_ids: list[str], limits: Limits | None = None, run_key: str | None = None) -> dict:
+    """prepare -> embed_and_upsert -> complete in one process (tests, benchmarks, the CLI)."""
+    p = prepare(document_ids, limits, run_key)
+    u = embed_and_upsert(p["chunks_ref"])
+    return {**complete(p, u), "failed_reasons": p["summary"]["failed"]}
+
+
+# ----------------------------------------------------------------------------- deletion
+def delete_document(document_id: str, delete_original: bool = False) -> int:
+    """Delete a document: its vectors, its row (the jar's count follows), optionally its object."""
+    from include.documents import vectorstore
+    from include.documents.search import invalidate_jars
+
+    coll = vectorstore.collection()
+    n = vectorstore.delete_ids(coll, vectorstore.ids_where(coll, {"document_id": document_id}))
+    with connect() as conn:
+        row = conn.execute("DELETE FROM documents WHERE id = %s RETURNING honey_jar_id, upload_path",
+                           (document_id,)).fetchone()
+    if row:
+        invalidate_jars([str(row["honey_jar_id"])])
+        if delete_original and row["upload_path"]:
+            storage.delete(*_split_uri(row["upload_path"]))
+    return n
+
+
+def sweep_orphans(jar_ids: list[str] | None = None) -> int:
+    """Delete vectors whose document no longer exists (rows deleted outside `delete_document`)."""
+    from include.documents import vectorstore
+
+    coll = vectorstore.collection()
+    where = {"honey_jar_id": {"$in": jar_ids}} if jar_ids else None
+    got = coll.get(where=where, include=["metadatas"])
+    by_doc: dict[str, list[str]] = {}
+    for i, m in zip(got["ids"], got["metadatas"], strict=True):
+        by_doc.setdefault(m.get("document_id", ""), []).append(i)
+    if not by_doc:
+        return 0
+    with connect() as conn:
+        alive = {str(r["id"]) for r in conn.execute(
+            "SELECT id FROM documents WHERE id = ANY(%s::uuid[])",
+            ([d for d in by_doc if _is_uuid(d)],)).fetchall()}
+    orphans = [i for d, ids in by_doc.items() if d not in alive for i in ids]
+    return vectorstore.delete_ids(coll, orphans)
+
+
+def _is_uuid(s: str) -> bool:
+    try:
+        uuid.UUID(s)
+        return True
+    except ValueError:
+        return False
