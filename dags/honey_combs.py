@@ -1,8 +1,7 @@
 """One DAG per honey comb definition in include/combs/*.yaml (DAG id: honey_comb__<name>)."""
 
-from sting_airflow.comb_dag import build_comb_dag, build_invalid_comb_dag
-
 from include.honeycomb.config import CombConfigError, comb_files, load_comb_file
+from sting_airflow.comb_dag import build_comb_dag, build_invalid_comb_dag
 
 for _path in comb_files():
     try:

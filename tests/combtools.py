@@ -68,9 +68,8 @@ def utc(*a) -> datetime:
 
 def run_steps(name: str, run_key: str, **params):
     """begin -> extract (operator) -> write_parquet (operator) -> load: like one DAG run."""
-    from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
-
     from include.honeycomb.tasks import begin, load
+    from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
 
     comb = load_comb(name)
     run = begin(comb, run_key=run_key, params={k: (v.isoformat() if isinstance(v, datetime) else v)

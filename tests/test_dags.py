@@ -23,6 +23,7 @@ from datetime import datetime
 import airflow.sdk
 from airflow.sdk import DAG, Asset, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+import airflow.timetables.assets, airflow.timetables.trigger
 # Airflow's own lazy imports (DAG/Asset/task machinery) are paid once here, not by the file.
 with DAG("warmup", schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"), start_date=datetime(2026, 1, 1),
          params={"p": Param(1, type="integer")}):

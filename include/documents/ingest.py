@@ -88,19 +88,26 @@ def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -
     return new
 
 
+# A claim older than this whose run died (worker lost) is claimable again.
+CLAIM_TIMEOUT_MINUTES = 60
+_CLAIMED = "metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('claimed_at', NOW())"
+_STALE = (f"(processing_status = 'processing' AND COALESCE((metadata->>'claimed_at')::timestamptz, '-infinity')"
+          f" < NOW() - INTERVAL '{CLAIM_TIMEOUT_MINUTES} minutes')")
+
+
 def claim(*, jar_id: str | None = None, document_ids: list[str] | None = None, limit: int = 1000) -> list[str]:
     """Move documents to `processing` and return their ids: pending ones (of a jar, or all), or the
     given ids whatever their state (an explicit reprocess). Concurrent claimers never share one."""
     with connect() as conn:
         if document_ids:
             rows = conn.execute(
-                """UPDATE documents SET processing_status = 'processing'
-                    WHERE id = ANY(%s::uuid[]) AND processing_status <> 'processing' RETURNING id""",
+                f"""UPDATE documents SET processing_status = 'processing', {_CLAIMED}
+                    WHERE id = ANY(%s::uuid[]) AND (processing_status <> 'processing' OR {_STALE}) RETURNING id""",
                 (document_ids,)).fetchall()
         else:
             rows = conn.execute(
-                """UPDATE documents SET processing_status = 'processing'
-                    WHERE id IN (SELECT id FROM documents WHERE processing_status = 'pending'
+                f"""UPDATE documents SET processing_status = 'processing', {_CLAIMED}
+                    WHERE id IN (SELECT id FROM documents WHERE (processing_status = 'pending' OR {_STALE})
                                    AND (%(jar)s::uuid IS NULL OR honey_jar_id = %(jar)s::uuid)
                                  ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                 RETURNING id""", {"jar": jar_id, "limit": limit}).fetchall()

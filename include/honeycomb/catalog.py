@@ -154,22 +154,36 @@ def load_output_into_jar(conn, jar_id: str, comb: CombDefinition, output: dict, 
         "row_count": output["records_processed"],
         "records_scrubbed": output["records_scrubbed"],
         "schema": output["columns"],
-        # Seam for the document pipeline: which text fields to embed (none configured yet).
-        "embedding": {"status": "not_configured"},
+        # The document pipeline embeds the configured (already scrubbed) text fields of each record.
+        "embedding": (
+            {"status": "pending", "text_fields": comb.configuration.output.embed_text_fields,
+             "key_fields": comb.configuration.extraction.primary_key}
+            if comb.configuration.output.embed_text_fields else {"status": "not_configured"}
+        ),
     }
+    status = "pending" if comb.configuration.output.embed_text_fields else "completed"
     title = output["key"].rsplit("/", 1)[-1]
     row = conn.execute(
         """
         INSERT INTO documents (honey_jar_id, title, file_type, file_size, content_hash, upload_path,
                                metadata, processing_status, processed_at, tags)
-        VALUES (%s, %s, 'parquet', %s, %s, %s, %s, 'completed', NOW(), %s)
+        VALUES (%s, %s, 'parquet', %s, %s, %s, %s, %s, CASE WHEN %s = 'completed' THEN NOW() END, %s)
         ON CONFLICT (honey_jar_id, upload_path) DO UPDATE
            SET title = EXCLUDED.title, file_size = EXCLUDED.file_size,
-               content_hash = EXCLUDED.content_hash, metadata = EXCLUDED.metadata,
-               processing_status = EXCLUDED.processing_status, processed_at = NOW()
+               content_hash = EXCLUDED.content_hash,
+               -- a rerun with identical bytes keeps the embedding state (nothing to re-embed)
+               metadata = CASE WHEN documents.content_hash = EXCLUDED.content_hash
+                                AND documents.metadata->'embedding'->>'status' = 'embedded'
+                               THEN EXCLUDED.metadata || jsonb_build_object('embedding', documents.metadata->'embedding')
+                               ELSE EXCLUDED.metadata END,
+               processing_status = CASE WHEN documents.content_hash = EXCLUDED.content_hash
+                                         AND documents.processing_status = 'completed'
+                                        THEN 'completed' ELSE EXCLUDED.processing_status END,
+               processed_at = CASE WHEN EXCLUDED.processing_status = 'completed' THEN NOW()
+                                   ELSE documents.processed_at END
         RETURNING id
         """,
-        (jar_id, title, output["bytes"], output["sha256"], output["uri"], Jsonb(meta),
+        (jar_id, title, output["bytes"], output["sha256"], output["uri"], Jsonb(meta), status, status,
          ["honey_comb", comb.name]),
     ).fetchone()
     return str(row["id"])

@@ -164,6 +164,10 @@ class Output(_Strict):
     partitioning: list[Literal["year", "month"]] = Field(default_factory=lambda: ["year", "month"])
     bucket: str | None = Field(default=None, description="defaults to the stack's comb output bucket")
     prefix: str | None = Field(default=None, description="defaults to the comb name")
+    embed_text_fields: list[str] = Field(
+        default_factory=list,
+        description="text columns (after scrubbing) that the document pipeline chunks and embeds into the jar",
+    )
 
 
 class Configuration(_Strict):
@@ -215,6 +219,9 @@ class CombDefinition(_Strict):
                     )
         if ex.incremental_column and plan.plan([ex.incremental_column]):
             raise ValueError(f"incremental column '{ex.incremental_column}' cannot be scrubbed")
+        removed = [f for f, a in plan.plan(self.configuration.output.embed_text_fields).items() if a == "remove"]
+        if removed:
+            raise ValueError(f"embed_text_fields {removed} are removed by scrubbing: nothing would be left to embed")
         return self
 
     @property

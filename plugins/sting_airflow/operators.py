@@ -116,3 +116,31 @@ class HoneyCombParquetOutputOperator(BaseOperator):
         except Exception as e:
             _record_failure(self.run.get("execution_id"), "write_parquet", e, app_dsn())
             raise
+
+
+class EmbeddingUpsertOperator(BaseOperator):
+    """Chunks in (a Parquet object written by the prepare step: id, text, metadata), vectors into
+    a Chroma collection; returns the chunk ids written and counts. The model is loaded once per
+    worker process (the first call), never per batch.
+
+    :param chunks_ref: `{"bucket", "key", "chunks"}` or None (nothing to embed); templated
+    :param collection_name: Chroma collection (default `honey_jar_documents`); templated
+    """
+
+    template_fields: Sequence[str] = ("chunks_ref", "collection_name")
+    ui_color = "#b4d7e9"
+
+    def __init__(self, *, chunks_ref: Any, collection_name: str = "honey_jar_documents", batch_size: int = 32,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.chunks_ref = chunks_ref
+        self.collection_name = collection_name
+        self.batch_size = batch_size
+
+    def execute(self, context) -> dict:
+        from include.documents.ingest import embed_and_upsert
+
+        out = embed_and_upsert(self.chunks_ref or None, self.collection_name, self.batch_size)
+        self.log.info("upserted %d chunks into %s (embedding %.1fs)", out["upserted"], self.collection_name,
+                      out.get("embed_seconds", 0.0))
+        return out

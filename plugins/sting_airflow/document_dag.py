@@ -1,0 +1,82 @@
+"""The document ingestion DAG: uploads, pending rows and honey comb deliveries into honey jars,
+in batches with dynamic task mapping so one slow or bad file holds up nothing else."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG, Asset, Param, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from sting_airflow.operators import EmbeddingUpsertOperator
+
+
+def build_document_dag(comb_assets: list[Asset]) -> DAG:
+    schedule = CronTriggerTimetable("*/15 * * * *", timezone="UTC")
+    if comb_assets:  # also run as soon as any honey comb delivers new outputs
+        from airflow.sdk import AssetAny
+
+        schedule = AssetOrTimeSchedule(timetable=schedule, assets=AssetAny(*comb_assets))
+    with DAG(
+        dag_id="document_ingestion",
+        description="Documents into honey jars: extract, chunk, embed (all-MiniLM-L6-v2), upsert into Chroma",
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "sting-data", "retries": 2, "retry_delay": timedelta(seconds=30)},
+        params={
+            "honey_jar_id": Param(None, type=["null", "string"], description="only this jar's pending documents"),
+            "document_ids": Param([], type="array", items={"type": "string"},
+                                  description="(re)process exactly these documents, whatever their state"),
+            "batch_size": Param(16, type="integer", minimum=1, maximum=500, description="documents per mapped task"),
+        },
+        tags=["documents", "embeddings", "chroma"],
+        doc_md=__doc__,
+    ) as dag:
+
+        @task
+        def discover_uploads() -> int:
+            from include.documents.ingest import discover_uploads as discover
+
+            return len(discover())
+
+        @task
+        def claim(**context) -> list[list[str]]:
+            from include.documents.ingest import batches
+            from include.documents.ingest import claim as claim_docs
+
+            p = context["params"]
+            ids = claim_docs(jar_id=p.get("honey_jar_id"), document_ids=p.get("document_ids") or None)
+            print(f"claimed {len(ids)} documents")
+            return batches(ids, int(p.get("batch_size") or 16))
+
+        @task(map_index_template="{{ task.op_kwargs['document_ids'] | length }} documents")
+        def prepare(document_ids: list[str], **context) -> dict:
+            from include.documents.ingest import prepare as prep
+
+            return prep(document_ids, run_key=context["run_id"].replace(":", "_").replace("+", "_"))
+
+        @task
+        def complete(pair) -> dict:
+            from include.documents.ingest import complete as done
+
+            prepared, upserted = pair
+            return done(prepared, upserted)
+
+        @task(trigger_rule="all_done")
+        def sweep_orphan_vectors() -> int:
+            from include.documents.ingest import sweep_orphans
+
+            return sweep_orphans()
+
+        found = discover_uploads()
+        batches = claim()
+        found >> batches
+        prepared = prepare.expand(document_ids=batches)
+        upserted = EmbeddingUpsertOperator.partial(task_id="embed_upsert").expand(
+            chunks_ref=prepared.map(lambda p: p["chunks_ref"]))
+        completed = complete.expand(pair=prepared.zip(upserted.output))
+        completed >> sweep_orphan_vectors()
+    return dag
