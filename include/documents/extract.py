@@ -12,6 +12,9 @@ import io
 import json
 from dataclasses import dataclass, field
 
+COMMON_ENCODINGS = ["utf_8", "utf_16", "utf_32", "cp1252", "latin_1", "iso8859_15", "cp1250", "iso8859_2", "cp1251",
+                    "koi8_r", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "shift_jis", "euc_jp", "gb18030",
+                    "big5", "euc_kr"]
 SUPPORTED = {"pdf", "docx", "html", "htm", "md", "markdown", "txt", "text", "json", "csv", "parquet"}
 
 
@@ -24,6 +27,13 @@ class Limits:
     max_bytes: int = 50 * 1024 * 1024
     max_pages: int = 2000
     max_chars: int = 5_000_000
+
+    @classmethod
+    def from_jar_config(cls, config: dict | None, default: Limits | None = None) -> Limits:
+        """Per-jar overrides in honey_jars.config.limits ({max_bytes, max_pages, max_chars})."""
+        base = default or cls()
+        over = (config or {}).get("limits") or {}
+        return cls(**{f: int(over.get(f, getattr(base, f))) for f in ("max_bytes", "max_pages", "max_chars")})
 
 
 @dataclass
@@ -46,10 +56,17 @@ def decode_text(data: bytes) -> str:
         raise ExtractionError("binary content (NUL bytes), not text")
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
-        raise ExtractionError("undecodable bytes: no text encoding fits")
-    text = str(best)
+    try:
+        text = data.decode("utf-8-sig")  # the common case, and exact
+    except UnicodeDecodeError:
+        # Short texts fit several code pages equally well: among the best-scoring candidates,
+        # take the most widely used encoding (COMMON_ENCODINGS is in order of preference).
+        matches = list(from_bytes(data, cp_isolation=COMMON_ENCODINGS)) or list(from_bytes(data))
+        if not matches:
+            raise ExtractionError("undecodable bytes: no text encoding fits") from None
+        rank = {e: i for i, e in enumerate(COMMON_ENCODINGS)}
+        best = min(matches, key=lambda m: (round(m.chaos, 3), -round(m.coherence, 3), rank.get(m.encoding, 99)))
+        text = str(best)
     if text and sum(1 for ch in text[:20000] if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\n\r\t\f")) > 0.05 * min(len(text), 20000):
         raise ExtractionError("binary content: mostly control characters")
     return text

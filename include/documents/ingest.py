@@ -169,10 +169,15 @@ def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str 
         try:
             cfg = ChunkingConfig.from_jar_config(doc["jar_config"])
             bucket, key = _split_uri(doc["upload_path"])
+            lim = Limits.from_jar_config(doc["jar_config"], limits)
             try:
-                data = storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+                obj = storage.s3_client().get_object(Bucket=bucket, Key=key)
             except Exception as e:
                 raise ExtractionError(f"original not readable at {doc['upload_path']}: {type(e).__name__}") from None
+            if obj["ContentLength"] > lim.max_bytes:  # never read an oversized object into memory
+                obj["Body"].close()
+                raise ExtractionError(f"file of {obj['ContentLength']:,} bytes exceeds the limit of {lim.max_bytes:,} bytes")
+            data = obj["Body"].read()
             sha = hashlib.sha256(data).hexdigest()
             with connect() as conn:
                 dup = conn.execute(
@@ -194,7 +199,8 @@ def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str 
                     _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
                 summary["unchanged"].append(doc_id)
                 continue
-            segments = extract_text(data, doc["file_type"], limits, text_fields=emb.get("text_fields"),
+            segments = extract_text(data, doc["file_type"], lim,
+                                    text_fields=emb.get("text_fields"),
                                     key_fields=emb.get("key_fields"))
             chunks = chunk_segments(segments, cfg)
         except (ExtractionError, ValueError) as e:
