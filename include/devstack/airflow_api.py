@@ -102,5 +102,6 @@ class AirflowAPI:
         q = urllib.request.quote(run_id, safe="")
         base = f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances/{task_id}/xcomEntries"
         entries = self._req("GET", base)["xcom_entries"]
-        return [self._req("GET", f"{base}/{urllib.request.quote(e['key'], safe='')}?deserialize=true")
+        return [self._req("GET", f"{base}/{urllib.request.quote(e['key'], safe='')}?deserialize=true"
+                                 f"&map_index={e.get('map_index', -1)}")
                 for e in entries]

@@ -364,7 +364,11 @@ def ensure_airflow() -> str:
                    stdout=open(LOGS / "airflow-db-migrate.log", "ab"), stderr=subprocess.STDOUT)
     for c in AIRFLOW_COMPONENTS:
         if not _pid(f"airflow-{c}"):
-            _start(f"airflow-{c}", [str(VENV_BIN / "airflow"), c], env)
+            # The scheduler forks the LocalExecutor workers, which fork every task: it preloads
+            # the embedding model so that tasks inherit it instead of loading it each time.
+            argv = ([sys.executable, "-m", "include.documents.preload", c] if c == "scheduler"
+                    else [str(VENV_BIN / "airflow"), c])
+            _start(f"airflow-{c}", argv, env)
     _wait("airflow", airflow_healthy, 180, "airflow-api-server")
     return f"Airflow up at {S.airflow_url} (user admin, password in {pw})"
 

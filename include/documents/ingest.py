@@ -249,8 +249,9 @@ def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_
     import pyarrow.parquet as pq
 
     from include.documents import vectorstore
-    from include.documents.embedding import embed
+    from include.documents.embedding import embed, model_loaded
 
+    preloaded = model_loaded()
     body = storage.s3_client().get_object(Bucket=chunks_ref["bucket"], Key=chunks_ref["key"])["Body"].read()
     t = pq.read_table(io.BytesIO(body))
     ids, texts = t.column("id").to_pylist(), t.column("text").to_pylist()
@@ -260,7 +261,8 @@ def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_
     embed_s = time.perf_counter() - t0
     vectorstore.upsert(vectorstore.collection(collection_name), ids, vectors, texts, metas)
     storage.delete(chunks_ref["bucket"], chunks_ref["key"])
-    return {"upserted": len(ids), "ids": ids, "embed_seconds": embed_s, "seconds": time.perf_counter() - t0}
+    return {"upserted": len(ids), "ids": ids, "embed_seconds": embed_s, "seconds": time.perf_counter() - t0,
+            "model_preloaded": preloaded}
 
 
 # ----------------------------------------------------------------------------- complete
