@@ -117,7 +117,7 @@ def test_no_credentials_or_raw_values_in_logs_xcom_or_parquet(airflow, raw_value
     for r in airflow.runs(DAG):
         for task in ("begin", "extract", "write_parquet", "load_honey_jar"):
             try:
-                entries = airflow.xcoms(DAG, r["dag_run_id"], task)
+                entries = airflow.xcoms(DAG, r["dag_run_id"], task, key=None)
             except RuntimeError:
                 continue
             blob = repr([e.get("value") for e in entries])

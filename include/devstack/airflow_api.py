@@ -97,11 +97,11 @@ class AirflowAPI:
                 raise TimeoutError(f"backfill {backfill_id} not completed after {timeout:.0f}s")
             time.sleep(2)
 
-    def xcoms(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+    def xcoms(self, dag_id: str, run_id: str, task_id: str, key: str | None = "return_value") -> list[dict]:
         """XCom entries of a task instance, with their values."""
         q = urllib.request.quote(run_id, safe="")
         base = f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances/{task_id}/xcomEntries"
-        entries = self._req("GET", base)["xcom_entries"]
+        entries = [e for e in self._req("GET", base)["xcom_entries"] if key is None or e["key"] == key]
         return [self._req("GET", f"{base}/{urllib.request.quote(e['key'], safe='')}?deserialize=true"
                                  f"&map_index={e.get('map_index', -1)}")
                 for e in entries]

@@ -71,7 +71,7 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
         ),
     ) as dag:
 
-        @task(retries=0)
+        @task(retries=0, multiple_outputs=False)
         def begin(**context) -> dict:
             from include.honeycomb.tasks import begin as begin_run
             from sting_airflow.hooks import app_dsn
@@ -97,7 +97,7 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
             task_id="write_parquet", comb_name=comb.name, run=run, staged=staged.output
         )
 
-        @task(outlets=[output_asset(comb)])
+        @task(outlets=[output_asset(comb)], multiple_outputs=False)
         def load_honey_jar(run: dict, output: dict) -> dict:
             from include.honeycomb.tasks import load
             from sting_airflow.hooks import app_dsn

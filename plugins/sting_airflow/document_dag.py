@@ -52,13 +52,13 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
             print(f"claimed {len(ids)} documents")
             return batches(ids, int(p.get("batch_size") or 16))
 
-        @task(map_index_template="{{ task.op_kwargs['document_ids'] | length }} documents")
+        @task(multiple_outputs=False)
         def prepare(document_ids: list[str], **context) -> dict:
             from include.documents.ingest import prepare as prep
 
             return prep(document_ids, run_key=context["run_id"].replace(":", "_").replace("+", "_"))
 
-        @task
+        @task(multiple_outputs=False)
         def complete(pair) -> dict:
             from include.documents.ingest import complete as done
 
