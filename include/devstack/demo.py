@@ -3,12 +3,73 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from psycopg.types.json import Jsonb
 
 from include import storage
 from include.db import connect
 from include.devstack.airflow_api import AirflowAPI
 from include.settings import get_settings
+
+SAMPLE_DOCS = Path(__file__).parent / "sample_docs"
+DEMO_QUERY = "Which ports do IoT botnets scan for Telnet, and how does the trap capture their binaries?"
+
+
+def sample_documents() -> dict[str, bytes]:
+    """The sample handbook: the files in sample_docs/, plus a PDF and a DOCX made here."""
+    import io
+
+    from docx import Document
+    from fpdf import FPDF
+
+    docs = {p.name: p.read_bytes() for p in sorted(SAMPLE_DOCS.iterdir())}
+    pdf = FPDF()
+    pdf.set_creation_date(datetime(2026, 11, 1, tzinfo=UTC))
+    pdf.set_font("helvetica", size=11)
+    for page in (
+        "Incident response playbook. Step 1: confirm the alert in the honey jar event stream and note the "
+        "source address, the credentials tried and the commands run.",
+        "Step 2: block the source at the edge firewall, add its indicators to the threat intelligence table, "
+        "and search the other honey jars for the same indicators over the last 7 days.",
+    ):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, page)
+    docs["incident-response-playbook.pdf"] = bytes(pdf.output())
+    d = Document()
+    d.add_paragraph("On-call handbook: the analyst on call acknowledges critical alerts within 15 minutes.")
+    d.add_paragraph("Hand-over happens every Monday at 09:00 UTC with a review of open alerts.")
+    buf = io.BytesIO()
+    d.save(buf)
+    docs["on-call-handbook.docx"] = buf.getvalue()
+    return docs
+
+
+def ingest_sample_documents(api: AirflowAPI) -> str:
+    """Upload the handbook into user-files, naming the jar in object metadata, and run the
+    document_ingestion DAG for that jar through the REST API."""
+    with connect() as conn:
+        jar = str(conn.execute(
+            """INSERT INTO honey_jars (name, type, description, config) VALUES (%s, 'private', %s, %s)
+               ON CONFLICT ((config->>'jar_key')) WHERE config ? 'jar_key' DO UPDATE SET last_accessed = NOW()
+               RETURNING id""",
+            ("STING handbook (sample)", "Runbooks and policies for the demo", Jsonb({"jar_key": "demo:handbook"})),
+        ).fetchone()["id"])
+    for name, data in sample_documents().items():
+        storage.s3_client().put_object(Bucket="user-files", Key=f"documents/demo-user/{name}", Body=data,
+                                       Metadata={"honey-jar-id": jar, "title": name})
+    api.wait_for_dag("document_ingestion")
+    api.unpause("document_ingestion")
+    run = api.trigger("document_ingestion", conf={"honey_jar_id": jar})
+    print(f"triggered document_ingestion run {run['dag_run_id']} for jar {jar}")
+    state = api.wait_run("document_ingestion", run["dag_run_id"], timeout=600)["state"]
+    deadline = time.time() + 300  # a scheduled run may hold some documents: let it finish
+    while any(r["state"] not in ("success", "failed") for r in api.runs("document_ingestion")) and time.time() < deadline:
+        time.sleep(2)
+    print(f"document_ingestion {run['dag_run_id']}: {state}")
+    return jar
 
 
 def main() -> int:
@@ -38,7 +99,8 @@ def main() -> int:
         rows = conn.execute(
             """
             SELECT c.name AS comb, e.status, e.records_processed, e.records_scrubbed, e.error_message,
-                   j.name AS jar, j.document_count, e.metadata->'output'->>'uri' AS uri
+                   j.name AS jar, j.document_count, e.metadata->'output'->>'uri' AS uri,
+                   COALESCE((e.metadata->>'duplicates_skipped')::int, 0) AS already
               FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
               LEFT JOIN honey_jars j ON j.id = e.target_honey_jar_id
              WHERE e.run_key = ANY(%s)
@@ -47,11 +109,27 @@ def main() -> int:
         ).fetchall()
     for row in rows:
         print(f"comb {row['comb']}: {row['status']}, {row['records_processed']} rows "
-              f"({row['records_scrubbed']} scrubbed)")
+              f"({row['records_scrubbed']} scrubbed; {row['already']} already delivered by earlier runs, skipped)")
         print(f"  parquet: {row['uri']}")
         print(f"  honey jar: '{row['jar']}' with {row['document_count']} document(s)")
         if row["error_message"]:
             print(f"  error: {row['error_message']}")
+    jar = ingest_sample_documents(api)
+    with connect() as conn:
+        docs = conn.execute("SELECT title, processing_status, chunk_count FROM documents WHERE honey_jar_id = %s "
+                            "ORDER BY title", (jar,)).fetchall()
+        count = conn.execute("SELECT document_count FROM honey_jars WHERE id = %s", (jar,)).fetchone()["document_count"]
+    print(f"\nhoney jar 'STING handbook (sample)': {count} documents")
+    for d in docs:
+        print(f"  {d['title']:34s} {d['processing_status']:10s} {d['chunk_count']} chunks")
+    from include.documents.search import search
+
+    result = search(DEMO_QUERY, [jar], k=3)
+    print(f"\nsearch: {DEMO_QUERY}")
+    for x in result["results"]:
+        print(f"  {x['rank']}. [{x['score']:.3f}] {x['title']}: {' '.join(x['text'].split())[:110]}...")
+    ok &= all(d["processing_status"] == "completed" for d in docs) and bool(result["results"])
+
     bucket = get_settings().comb_output_bucket
     for comb in ("sample_customers", "sample_support_tickets"):
         keys = [o["Key"] for o in storage.list_keys(bucket, f"{comb}/")]
