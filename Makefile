@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv stack-up stack-down stack-status demo test bench lint airflow
+.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents corpus search lint airflow
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt constraints.txt
@@ -35,8 +35,22 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: stack-up
-	$(PY) bench/comb_throughput.py $(BENCH_ARGS)
+bench: bench-combs bench-documents
+
+bench-combs: stack-up
+	$(PY) bench/comb_throughput.py $(COMB_BENCH_ARGS)
+
+bench-documents: stack-up corpus
+	$(PY) bench/documents.py $(DOC_BENCH_ARGS)
+
+# The real document corpus of the document benchmark and retrieval evaluation (Debian package).
+corpus:
+	@test -d /usr/share/doc/postgresql-doc-15/html || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-doc-15; }
+
+# make search Q="how do honeypots capture malware"   (all jars; JARS="--jar ID" to narrow)
+search: venv
+	$(PY) -m include.documents.search "$(Q)" $(JARS)
 
 lint: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench

@@ -65,6 +65,12 @@ def test_dagbag_has_no_import_errors_and_comb_dags_have_the_right_shape(stack):
     assert dag.max_active_runs == 1 and not dag.catchup
     assert {"extract", "write_parquet"} <= set(dag.task_dict)
     assert dag.task_dict["finalize_on_failure"].trigger_rule == "one_failed"
+    docs = bag.dags["document_ingestion"]
+    assert set(docs.task_dict) == {"discover_uploads", "claim", "prepare", "embed_upsert", "complete",
+                                   "sweep_orphan_vectors"}
+    assert all(type(docs.task_dict[t]).__name__ == "MappedOperator" for t in ("prepare", "embed_upsert", "complete"))
+    assert set(docs.params.keys()) == {"honey_jar_id", "document_ids", "batch_size"}
+    assert type(docs.timetable).__name__ == "AssetOrTimeSchedule"  # cron + the combs' output Assets
 
 
 def test_a_bad_comb_definition_is_isolated_and_named(tmp_path, monkeypatch, stack):

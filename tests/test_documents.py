@@ -141,10 +141,10 @@ def test_changed_file_leaves_no_stale_chunks_and_deleted_document_no_vectors(jar
     # Deleting a document deletes its vectors, and the jar's count follows.
     assert ingest.delete_document(doc) == len(new)
     assert vector_ids(document_id=doc) == set() and vector_ids(document_id=other)
-    # Rows deleted behind the pipeline's back: the sweep removes their vectors.
+    # Rows deleted behind the pipeline's back: noted by the trigger, the DAG's sweep removes their vectors.
     with connect() as conn:
         conn.execute("DELETE FROM documents WHERE id = %s", (other,))
-    assert ingest.sweep_orphans([jar]) > 0 and vector_ids(document_id=other) == set()
+    assert ingest.delete_vectors_of_deleted_documents() > 0 and vector_ids(document_id=other) == set()
     assert_count_exact(jar)
 
 

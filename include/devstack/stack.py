@@ -259,6 +259,11 @@ def seed() -> list[str]:
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
     out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")
     out.append(register_combs())
+    from include.documents import vectorstore
+
+    for name in (vectorstore.DOCUMENTS, vectorstore.KNOWLEDGE):
+        vectorstore.collection(name)
+    out.append(f"chroma collections: {vectorstore.DOCUMENTS}, {vectorstore.KNOWLEDGE}")
     return out
 
 

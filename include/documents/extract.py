@@ -120,9 +120,13 @@ def _docx(data: bytes) -> list[Segment]:
 
 
 def _html(data: bytes) -> list[Segment]:
-    from bs4 import BeautifulSoup
+    import warnings
 
-    soup = BeautifulSoup(data, "lxml")
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
+
+    with warnings.catch_warnings():  # XHTML pages are HTML to us
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(data, "lxml")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else None

@@ -146,6 +146,72 @@ def _complete(conn, doc_id: str, content_hash: str, size: int, chunk_count: int,
         (chunk_count, content_hash, size, Jsonb(embedding), doc_id))
 
 
+def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, summary: dict):
+    """One document of a batch: (plan entry, chunk rows to embed) or None when it is finished here
+    (failed, duplicate, unchanged)."""
+    from include.documents import vectorstore
+
+    doc_id, jar_id = str(doc["id"]), str(doc["honey_jar_id"])
+    meta = doc["metadata"] or {}
+    emb = meta.get("embedding") or {}
+    try:
+        cfg = ChunkingConfig.from_jar_config(doc["jar_config"])
+        lim = Limits.from_jar_config(doc["jar_config"], limits)
+        bucket, key = _split_uri(doc["upload_path"])
+        try:
+            obj = storage.s3_client().get_object(Bucket=bucket, Key=key)
+        except Exception as e:
+            raise ExtractionError(f"original not readable at {doc['upload_path']}: {type(e).__name__}") from None
+        if obj["ContentLength"] > lim.max_bytes:  # never read an oversized object into memory
+            obj["Body"].close()
+            raise ExtractionError(f"file of {obj['ContentLength']:,} bytes exceeds the limit of {lim.max_bytes:,} bytes")
+        data = obj["Body"].read()
+        sha = hashlib.sha256(data).hexdigest()
+        dup = conn.execute(
+            """SELECT id FROM documents WHERE honey_jar_id = %s AND content_hash = %s AND id <> %s
+                 AND processing_status = 'completed' AND NOT (metadata ? 'duplicate_of')
+               ORDER BY created_at LIMIT 1""", (jar_id, sha, doc_id)).fetchone()
+        if dup:  # the same bytes are already in this jar: embedded once
+            vectorstore.delete_ids(coll, sorted(existing))
+            _complete(conn, doc_id, sha, len(data), 0, {"embedding": {"status": "duplicate"}})
+            conn.execute("UPDATE documents SET metadata = metadata || jsonb_build_object('duplicate_of', %s::text) "
+                         "WHERE id = %s", (str(dup["id"]), doc_id))
+            summary["duplicates"].append(doc_id)
+            return None
+        if (emb.get("content_hash") == sha and emb.get("chunking") == cfg.key and emb.get("model") == MODEL
+                and emb.get("status") == "embedded"):  # same bytes, same chunking: nothing to write anywhere
+            _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
+            summary["unchanged"].append(doc_id)
+            return None
+        segments = extract_text(data, doc["file_type"], lim, text_fields=emb.get("text_fields"),
+                                key_fields=emb.get("key_fields"))
+        chunks = chunk_segments(segments, cfg)
+    except (ExtractionError, ValueError) as e:
+        _fail(conn, doc_id, str(e))
+        vectorstore.delete_ids(coll, sorted(existing))  # an earlier version's vectors no longer match
+        summary["failed"][doc_id] = str(e)
+        log.warning("document %s (%s) failed: %s", doc_id, doc["title"], e)
+        return None
+    ids = [chunk_id(doc_id, c.index, c.content_hash) for c in chunks]
+    rows: dict[str, list] = {"id": [], "document_id": [], "text": [], "metadata": []}
+    ts = int(time.time())
+    for c, cid in zip(chunks, ids, strict=True):
+        if cid in existing:
+            continue
+        m = {"honey_jar_id": jar_id, "document_id": doc_id, "document_type": meta.get("source", "upload"),
+             "file_type": doc["file_type"], "timestamp": ts, "chunk_index": c.index, "title": doc["title"][:500],
+             **{k: v for k, v in c.meta.items() if isinstance(v, (str, int, float, bool))}}
+        rows["id"].append(cid)
+        rows["document_id"].append(doc_id)
+        rows["text"].append(c.text)
+        rows["metadata"].append(json.dumps(m))
+    summary["prepared"].append(doc_id)
+    entry = {"document_id": doc_id, "jar_id": jar_id, "content_hash": sha, "file_size": len(data),
+             "chunking": cfg.key, "chunk_ids": ids, "text_fields": emb.get("text_fields"),
+             "key_fields": emb.get("key_fields")}
+    return entry, rows
+
+
 def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str | None = None) -> dict:
     """Fetch, dedupe, extract and chunk a batch. Documents that fail, are duplicates or are
     unchanged are finished here. The chunks that need vectors go to one Parquet object in the
@@ -159,75 +225,21 @@ def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str 
     out_rows: dict[str, list] = {"id": [], "document_id": [], "text": [], "metadata": []}
     plan: list[dict] = []
     summary = {"failed": {}, "duplicates": [], "unchanged": [], "prepared": []}
-    with connect() as conn:
+    # One connection for the batch, each statement its own transaction (a failure stays local);
+    # one vector-store request for the ids the batch's documents already have.
+    with connect(autocommit=True) as conn:
         docs = conn.execute(
             """SELECT d.*, j.config AS jar_config FROM documents d JOIN honey_jars j ON j.id = d.honey_jar_id
                 WHERE d.id = ANY(%s::uuid[])""", (document_ids,)).fetchall()
-    for doc in docs:
-        doc_id, jar_id = str(doc["id"]), str(doc["honey_jar_id"])
-        meta = doc["metadata"] or {}
-        try:
-            cfg = ChunkingConfig.from_jar_config(doc["jar_config"])
-            bucket, key = _split_uri(doc["upload_path"])
-            lim = Limits.from_jar_config(doc["jar_config"], limits)
-            try:
-                obj = storage.s3_client().get_object(Bucket=bucket, Key=key)
-            except Exception as e:
-                raise ExtractionError(f"original not readable at {doc['upload_path']}: {type(e).__name__}") from None
-            if obj["ContentLength"] > lim.max_bytes:  # never read an oversized object into memory
-                obj["Body"].close()
-                raise ExtractionError(f"file of {obj['ContentLength']:,} bytes exceeds the limit of {lim.max_bytes:,} bytes")
-            data = obj["Body"].read()
-            sha = hashlib.sha256(data).hexdigest()
-            with connect() as conn:
-                dup = conn.execute(
-                    """SELECT id FROM documents WHERE honey_jar_id = %s AND content_hash = %s AND id <> %s
-                         AND processing_status = 'completed' AND NOT (metadata ? 'duplicate_of')
-                       ORDER BY created_at LIMIT 1""", (jar_id, sha, doc_id)).fetchone()
-                if dup:
-                    stale = vectorstore.ids_where(coll, {"document_id": doc_id})
-                    vectorstore.delete_ids(coll, stale)
-                    _complete(conn, doc_id, sha, len(data), 0, {"embedding": {"status": "duplicate"}})
-                    conn.execute("UPDATE documents SET metadata = metadata || jsonb_build_object('duplicate_of', %s::text) WHERE id = %s",
-                                 (str(dup["id"]), doc_id))
-                    summary["duplicates"].append(doc_id)
-                    continue
-            emb = meta.get("embedding") or {}
-            if (emb.get("content_hash") == sha and emb.get("chunking") == cfg.key and emb.get("model") == MODEL
-                    and emb.get("status") == "embedded"):
-                with connect() as conn:  # same bytes, same chunking: nothing to write anywhere
-                    _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
-                summary["unchanged"].append(doc_id)
+        existing_by_doc = vectorstore.ids_by_document(coll, [str(d["id"]) for d in docs])
+        for doc in docs:
+            item = _prepare_one(conn, coll, doc, existing_by_doc[str(doc["id"])], limits, summary)
+            if item is None:
                 continue
-            segments = extract_text(data, doc["file_type"], lim,
-                                    text_fields=emb.get("text_fields"),
-                                    key_fields=emb.get("key_fields"))
-            chunks = chunk_segments(segments, cfg)
-        except (ExtractionError, ValueError) as e:
-            with connect() as conn:
-                _fail(conn, doc_id, str(e))
-            # Vectors of an earlier version no longer match the file: remove them.
-            vectorstore.delete_ids(coll, vectorstore.ids_where(coll, {"document_id": doc_id}))
-            summary["failed"][doc_id] = str(e)
-            log.warning("document %s (%s) failed: %s", doc_id, doc["title"], e)
-            continue
-        ids = [chunk_id(doc_id, c.index, c.content_hash) for c in chunks]
-        existing = set(vectorstore.ids_where(coll, {"document_id": doc_id}))
-        ts = int(time.time())
-        for c, cid in zip(chunks, ids, strict=True):
-            if cid in existing:
-                continue
-            m = {"honey_jar_id": jar_id, "document_id": doc_id, "document_type": meta.get("source", "upload"),
-                 "file_type": doc["file_type"], "timestamp": ts, "chunk_index": c.index, "title": doc["title"][:500],
-                 **{k: v for k, v in c.meta.items() if isinstance(v, (str, int, float, bool))}}
-            out_rows["id"].append(cid)
-            out_rows["document_id"].append(doc_id)
-            out_rows["text"].append(c.text)
-            out_rows["metadata"].append(json.dumps(m))
-        plan.append({"document_id": doc_id, "jar_id": jar_id, "content_hash": sha, "file_size": len(data),
-                     "chunking": cfg.key, "chunk_ids": ids, "text_fields": emb.get("text_fields"),
-                     "key_fields": emb.get("key_fields")})
-        summary["prepared"].append(doc_id)
+            entry, rows = item
+            plan.append(entry)
+            for k in out_rows:
+                out_rows[k].extend(rows[k])
     ref = None
     if out_rows["id"]:
         s = get_settings()
@@ -274,15 +286,15 @@ def complete(prepared: dict, upserted: dict | None = None, collection_name: str 
 
     coll = vectorstore.collection(collection_name)
     stale_total = 0
-    for p in prepared["plan"]:
-        keep = set(p["chunk_ids"])
-        stale = [i for i in vectorstore.ids_where(coll, {"document_id": p["document_id"]}) if i not in keep]
-        stale_total += vectorstore.delete_ids(coll, stale)
-        emb = {"status": "embedded", "content_hash": p["content_hash"], "chunking": p["chunking"], "model": MODEL,
-               "chunk_count": len(p["chunk_ids"])}
-        if p.get("text_fields"):
-            emb.update(text_fields=p["text_fields"], key_fields=p.get("key_fields") or [])
-        with connect() as conn:
+    have = vectorstore.ids_by_document(coll, [p["document_id"] for p in prepared["plan"]])
+    with connect(autocommit=True) as conn:
+        for p in prepared["plan"]:
+            stale = sorted(have[p["document_id"]] - set(p["chunk_ids"]))
+            stale_total += vectorstore.delete_ids(coll, stale)
+            emb = {"status": "embedded", "content_hash": p["content_hash"], "chunking": p["chunking"], "model": MODEL,
+                   "chunk_count": len(p["chunk_ids"])}
+            if p.get("text_fields"):
+                emb.update(text_fields=p["text_fields"], key_fields=p.get("key_fields") or [])
             _complete(conn, p["document_id"], p["content_hash"], p["file_size"], len(p["chunk_ids"]), {"embedding": emb})
     changed = prepared["jars"]
     invalidated = invalidate_jars(changed)
@@ -316,8 +328,29 @@ def delete_document(document_id: str, delete_original: bool = False) -> int:
     return n
 
 
+def delete_vectors_of_deleted_documents(limit: int = 10_000) -> int:
+    """Delete the vectors of documents deleted since the last sweep (noted by a trigger, however
+    the rows went: the API, a jar's cascade, plain SQL). Cheap: no scan of the vector store."""
+    from include.documents import vectorstore
+    from include.documents.search import invalidate_jars
+
+    coll = vectorstore.collection()
+    with connect() as conn:
+        rows = conn.execute("SELECT document_id, honey_jar_id FROM document_deletions ORDER BY deleted_at LIMIT %s",
+                            (limit,)).fetchall()
+    n = 0
+    for r in rows:
+        n += vectorstore.delete_ids(coll, vectorstore.ids_where(coll, {"document_id": str(r["document_id"])}))
+    if rows:
+        with connect() as conn:
+            conn.execute("DELETE FROM document_deletions WHERE document_id = ANY(%s)", ([r["document_id"] for r in rows],))
+        invalidate_jars(sorted({str(r["honey_jar_id"]) for r in rows if r["honey_jar_id"]}))
+    return n
+
+
 def sweep_orphans(jar_ids: list[str] | None = None) -> int:
-    """Delete vectors whose document no longer exists (rows deleted outside `delete_document`)."""
+    """Repair: scan the vector store (of some jars, or all) for vectors whose document row is
+    gone. Not needed in normal operation (see delete_vectors_of_deleted_documents)."""
     from include.documents import vectorstore
 
     coll = vectorstore.collection()

@@ -49,6 +49,17 @@ def ids_where(coll, where: dict) -> list[str]:
     return coll.get(where=where, include=[])["ids"]
 
 
+def ids_by_document(coll, document_ids: list[str]) -> dict[str, set[str]]:
+    """Chunk ids per document for a batch of documents, in one request."""
+    out: dict[str, set[str]] = {d: set() for d in document_ids}
+    if not document_ids:
+        return out
+    got = coll.get(where={"document_id": {"$in": list(document_ids)}}, include=["metadatas"])
+    for i, m in zip(got["ids"], got["metadatas"], strict=True):
+        out.setdefault(m["document_id"], set()).add(i)
+    return out
+
+
 def delete_ids(coll, ids: list[str]) -> int:
     step = max_batch()
     for i in range(0, len(ids), step):

@@ -67,9 +67,9 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
 
         @task(trigger_rule="all_done")
         def sweep_orphan_vectors() -> int:
-            from include.documents.ingest import sweep_orphans
+            from include.documents.ingest import delete_vectors_of_deleted_documents
 
-            return sweep_orphans()
+            return delete_vectors_of_deleted_documents()
 
         found = discover_uploads()
         batches = claim()
