@@ -66,9 +66,11 @@ def test_dagbag_has_no_import_errors_and_comb_dags_have_the_right_shape(stack):
     assert {"extract", "write_parquet"} <= set(dag.task_dict)
     assert dag.task_dict["finalize_on_failure"].trigger_rule == "one_failed"
     docs = bag.dags["document_ingestion"]
-    assert set(docs.task_dict) == {"discover_uploads", "claim", "prepare", "embed_upsert", "complete",
-                                   "sweep_orphan_vectors"}
-    assert all(type(docs.task_dict[t]).__name__ == "MappedOperator" for t in ("prepare", "embed_upsert", "complete"))
+    steps = ("process_batch.prepare", "process_batch.embed_upsert", "process_batch.complete")
+    assert set(docs.task_dict) == {"discover_uploads", "claim", *steps, "sweep_orphan_vectors"}
+    # one mapped task group per batch: each batch's steps chain on their own
+    assert all(docs.task_dict[t].get_closest_mapped_task_group().group_id == "process_batch" for t in steps)
+    assert type(docs.task_dict["process_batch.embed_upsert"]).__name__ == "EmbeddingUpsertOperator"
     assert set(docs.params.keys()) == {"honey_jar_id", "document_ids", "batch_size"}
     assert type(docs.timetable).__name__ == "AssetOrTimeSchedule"  # cron + the combs' output Assets
 

@@ -59,13 +59,13 @@ def test_uploads_are_ingested_by_the_dag_and_a_rerun_changes_nothing(airflow):
         assert docs[name]["processing_status"] == "failed" and reason in docs[name]["metadata"]["error"]["reason"]
     ids = set(vectorstore.ids_where(vectorstore.collection(), {"honey_jar_id": jar}))
     assert len(ids) == sum(d["chunk_count"] for d in docs.values())
-    ups = _all_mapped(airflow, run["dag_run_id"], "embed_upsert")
+    ups = _all_mapped(airflow, run["dag_run_id"], "process_batch.embed_upsert")
     assert all(u["model_preloaded"] for u in ups if u["upserted"])  # inherited from the scheduler
 
     # Rerun over every document of the jar: nothing is embedded, written or deleted.
     rerun = airflow.trigger(DAG, conf={"document_ids": [str(d["id"]) for d in docs.values()], "batch_size": 4})
     assert airflow.wait_run(DAG, rerun["dag_run_id"])["state"] == "success"
-    done = _all_mapped(airflow, rerun["dag_run_id"], "complete")
+    done = _all_mapped(airflow, rerun["dag_run_id"], "process_batch.complete")
     assert sum(c["upserted"] for c in done) == 0 and sum(c["stale_deleted"] for c in done) == 0
     assert sum(c["unchanged"] for c in done) == len(corpus())
     assert set(vectorstore.ids_where(vectorstore.collection(), {"honey_jar_id": jar})) == ids

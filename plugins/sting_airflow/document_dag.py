@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, Param, XComArg, task, task_group
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -52,18 +52,29 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
             print(f"claimed {len(ids)} documents")
             return batches(ids, int(p.get("batch_size") or 16))
 
-        @task(multiple_outputs=False)
-        def prepare(document_ids: list[str], **context) -> dict:
-            from include.documents.ingest import prepare as prep
+        @task_group
+        def process_batch(document_ids: list[str]):
+            """One batch, mapped as a group: each batch's steps chain on their own, so a slow or
+            failed batch holds up no other batch's documents."""
 
-            return prep(document_ids, run_key=context["run_id"].replace(":", "_").replace("+", "_"))
+            @task(multiple_outputs=False)
+            def prepare(document_ids: list[str], **context) -> dict | None:
+                from include.documents.ingest import prepare as prep
 
-        @task(multiple_outputs=False)
-        def complete(pair) -> dict:
-            from include.documents.ingest import complete as done
+                result = prep(document_ids, run_key=context["run_id"].replace(":", "_").replace("+", "_"))
+                # the plan (ids only) for `complete`; the chunk file's reference for the upsert
+                context["ti"].xcom_push(key="plan", value={k: v for k, v in result.items() if k != "chunks_ref"})
+                return result["chunks_ref"]
 
-            prepared, upserted = pair
-            return done(prepared, upserted)
+            @task(multiple_outputs=False)
+            def complete(plan: dict, upserted: dict) -> dict:
+                from include.documents.ingest import complete as done
+
+                return done(plan, upserted)
+
+            chunks = prepare(document_ids)
+            upserted = EmbeddingUpsertOperator(task_id="embed_upsert", chunks_ref=chunks)
+            return complete(XComArg(chunks.operator, key="plan"), upserted.output)
 
         @task(trigger_rule="all_done")
         def sweep_orphan_vectors() -> int:
@@ -74,9 +85,5 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
         found = discover_uploads()
         batches = claim()
         found >> batches
-        prepared = prepare.expand(document_ids=batches)
-        upserted = EmbeddingUpsertOperator.partial(task_id="embed_upsert").expand(
-            chunks_ref=prepared.map(lambda p: p["chunks_ref"]))
-        completed = complete.expand(pair=prepared.zip(upserted.output))
-        completed >> sweep_orphan_vectors()
+        process_batch.expand(document_ids=batches) >> sweep_orphan_vectors()
     return dag
