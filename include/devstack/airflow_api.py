@@ -81,11 +81,19 @@ class AirflowAPI:
                 raise TimeoutError(f"{dag_id} / {run_id} still {r['state']} after {timeout:.0f}s")
             time.sleep(2)
 
-    def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "none", max_active_runs: int = 1) -> dict:
-        return self._req("POST", "/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
-            "reprocess_behavior": reprocess, "max_active_runs": max_active_runs,
-        })
+    def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "none", max_active_runs: int = 1,
+                 wait_for_running: float = 300) -> dict:
+        """Create a backfill; if one is still running for the DAG (Airflow allows one), wait for it."""
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                "reprocess_behavior": reprocess, "max_active_runs": max_active_runs}
+        deadline = time.time() + wait_for_running
+        while True:
+            try:
+                return self._req("POST", "/api/v2/backfills", body)
+            except RuntimeError as e:
+                if "409" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(3)
 
     def wait_backfill(self, backfill_id: int, timeout: float = 300) -> dict:
         deadline = time.time() + timeout
