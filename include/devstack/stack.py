@@ -241,6 +241,11 @@ def seed() -> list[str]:
             out.append(f"created database {db}")
     applied = migrate(S.app_dsn)
     out.append(f"migrations applied: {applied or 'none pending'}")
+    from include.db import connect
+    from include.privacy.profiles import seed_profiles
+
+    with connect() as conn:
+        out.append(f"scrubbing profiles (system defaults): {', '.join(seed_profiles(conn))}")
     counts = seed_sample_source()
     out.append(f"sample source {S.sample_source_db}: {counts}")
     sec = stack_secrets()
@@ -458,6 +463,11 @@ def main(argv: list[str]) -> int:
         from include.db import migrate
 
         say(f"migrations applied: {migrate(S.app_dsn) or 'none pending'}")
+        from include.db import connect
+        from include.privacy.profiles import seed_profiles
+
+        with connect() as conn:
+            say(f"scrubbing profiles: {', '.join(seed_profiles(conn))}")
         say(register_combs())
     elif cmd == "env":
         print(write_env_file())

@@ -1,0 +1,172 @@
+"""The structured privacy engine: a profile and custom rules applied to Arrow tables (and to
+CSV / JSON Lines / Parquet files), the same code path whatever feeds it.
+
+Rules address columns by exact name (`field`) or glob (`pattern`), and nested fields of struct
+columns by dotted path (`payload.user.email`). Keys that contain password, token, key or secret
+are always redacted, whatever the profile. Free text (Presidio) is not part of this module yet.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from include.privacy import actions
+from include.privacy.profiles import SYSTEM_PROFILES, field_entity
+
+ACTIONS = {"hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"}
+SECRET_MARKERS = ("password", "token", "key", "secret")
+
+
+class ScrubConfigError(ValueError):
+    pass
+
+
+def is_secret_key(name: str) -> bool:
+    n = name.lower()
+    return any(m in n for m in SECRET_MARKERS)
+
+
+@dataclass
+class Scrubber:
+    profile: str | None = None
+    custom_rules: list[dict] = field(default_factory=list)
+    salt: str | None = None
+    token_vault: object | None = None  # include.privacy.tokens.TokenVault
+
+    def __post_init__(self):
+        if self.profile and self.profile not in SYSTEM_PROFILES:
+            raise ScrubConfigError(f"unknown scrubbing profile '{self.profile}' (known: {', '.join(SYSTEM_PROFILES)})")
+        for i, r in enumerate(self.custom_rules):
+            if r.get("action") not in ACTIONS:
+                raise ScrubConfigError(f"custom_rules[{i}].action: '{r.get('action')}' is not one of {sorted(ACTIONS)}")
+            if bool(r.get("field")) == bool(r.get("pattern")):
+                raise ScrubConfigError(f"custom_rules[{i}]: give exactly one of 'field' or 'pattern'")
+
+    def decide(self, path: str) -> tuple[str, str] | None:
+        """(action, entity) for a column or dotted field path, or None to keep it."""
+        leaf = path.rsplit(".", 1)[-1]
+        entity = field_entity(leaf)
+        if is_secret_key(leaf) or entity == "SECRET":
+            return "secret", "SECRET"
+        for r in self.custom_rules:
+            target = r.get("field") or r.get("pattern")
+            if (r.get("field") and target in (path, leaf)) or (r.get("pattern") and (
+                    fnmatch.fnmatchcase(path, target) or fnmatch.fnmatchcase(leaf, target))):
+                return r["action"], r.get("entity") or entity or leaf.upper()
+        if self.profile and entity:
+            action = SYSTEM_PROFILES[self.profile]["entities"].get(entity)
+            if action:
+                return action, entity
+        return None
+
+    def _apply(self, arr: pa.Array, action: str, entity: str) -> pa.Array:
+        if action == "secret":
+            return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(actions.REDACTED, pa.string()))
+        if action == "hash":
+            if not self.salt:
+                raise ScrubConfigError("the 'hash' action needs a salt (from Vault)")
+            return actions.salted_sha256(arr, self.salt)
+        if action == "mask":
+            return actions.mask(arr)
+        if action == "redact":
+            return actions.redact(arr, entity)
+        if action == "generalize":
+            return actions.generalize(arr)
+        if action == "anonymize_ip":
+            return actions.anonymize_ip(arr)
+        if action == "tokenize":
+            if self.token_vault is None:
+                raise ScrubConfigError("the 'tokenize' action needs a token vault")
+            return self.token_vault.tokenize(arr, entity)
+        raise ScrubConfigError(f"unknown action '{action}'")
+
+    def _scrub_column(self, path: str, arr: pa.Array, report: dict) -> pa.Array | None:
+        if pa.types.is_struct(arr.type):
+            children, names = [], []
+            for i, f in enumerate(arr.type):
+                child = self._scrub_column(f"{path}.{f.name}", pc.struct_field(arr, [i]), report)
+                if child is not None:
+                    children.append(child)
+                    names.append(f.name)
+            if not children:
+                return None
+            return pa.StructArray.from_arrays(children, names=names, mask=pc.is_null(arr))
+        decision = self.decide(path)
+        if decision is None:
+            return arr
+        action, entity = decision
+        report[path] = {"action": action, "entity": entity, "values": int(pc.sum(pc.is_valid(arr)).as_py() or 0)}
+        if action == "remove":
+            return None
+        return self._apply(arr, action, entity)
+
+    def scrub_table(self, table: pa.Table) -> tuple[pa.Table, dict]:
+        """Returns the scrubbed table and a report: per column/path the action, entity and number
+        of values scrubbed; `records_scrubbed` counts rows with at least one scrubbed value."""
+        table = table.combine_chunks()
+        report: dict = {}
+        cols, names = [], []
+        touched = pa.array([False] * table.num_rows)
+        for name in table.column_names:
+            arr = table.column(name).combine_chunks() if table.num_rows else pa.array([], table.schema.field(name).type)
+            before = set(report)
+            out = self._scrub_column(name, arr, report)
+            if set(report) - before and table.num_rows:
+                touched = pc.or_(touched, self._valid_anywhere(arr))
+            if out is not None:
+                cols.append(out)
+                names.append(name)
+        result = pa.table(cols, names=names) if cols else pa.table({})
+        return result, {"columns": report, "records": table.num_rows,
+                        "records_scrubbed": int(pc.sum(touched).as_py() or 0) if table.num_rows else 0}
+
+    @staticmethod
+    def _valid_anywhere(arr: pa.Array) -> pa.Array:
+        return pc.is_valid(arr)
+
+
+def read_file(path: Path, fmt: str) -> pa.Table:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    if fmt == "csv":
+        from pyarrow import csv
+
+        return csv.read_csv(path)
+    if fmt in ("jsonl", "ndjson", "json"):
+        from pyarrow import json as pajson
+
+        return pajson.read_json(path)
+    raise ScrubConfigError(f"unsupported file format '{fmt}' (csv, jsonl, parquet)")
+
+
+def write_file(table: pa.Table, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path, compression="snappy")
+    elif fmt == "csv":
+        from pyarrow import csv
+
+        csv.write_csv(table, path)
+    else:
+        import json
+
+        with open(path, "w", encoding="utf-8") as f:
+            for row in table.to_pylist():
+                f.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+
+
+def scrub_file(src: str | Path, dst: str | Path, *, fmt: str | None = None, **scrubber_kwargs) -> dict:
+    """CSV / JSON Lines / Parquet in, the same format out, scrubbed. Returns the report."""
+    src, dst = Path(src), Path(dst)
+    fmt = (fmt or src.suffix.lstrip(".")).lower()
+    table, report = Scrubber(**scrubber_kwargs).scrub_table(read_file(src, fmt))
+    write_file(table, dst, fmt)
+    return report
