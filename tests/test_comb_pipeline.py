@@ -208,3 +208,35 @@ def test_concurrent_loads_keep_document_count_exact(stack):
         row = conn.execute("SELECT document_count, (SELECT count(*) FROM documents WHERE honey_jar_id = %s) AS real "
                            "FROM honey_jars WHERE id = %s", (jar, jar)).fetchone()
     assert row["document_count"] == row["real"] == 75
+
+
+def test_profile_and_arrow_side_actions_in_a_database_comb(comb_env):
+    """A profile (ccpa) plus custom rules: pushdown actions run in SQL, tokenize / generalize /
+    anonymize_ip on the Arrow batches, secrets are redacted whatever the rules say."""
+    tmp, dsn, schema = comb_env
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{schema}".visits (id BIGINT PRIMARY KEY, full_name TEXT, email TEXT, '
+                     'client_ip TEXT, birthday DATE, session_token TEXT, notes TEXT, updated_at TIMESTAMPTZ NOT NULL)')
+        conn.execute(f'INSERT INTO "{schema}".visits VALUES '
+                     "(1, 'Ann Lee', 'ann@x.org', '203.0.113.77', '1984-07-23', 'tok-SECRET-1', 'hi', %s),"
+                     "(2, 'Bo Kim', NULL, '2001:db8:85a3::7348', NULL, NULL, 'yo', %s)", (T0, T0))
+    import yaml
+
+    name = write_comb(tmp, schema, table=f"{schema}.visits", rules=[
+        {"field": "birthday", "action": "generalize"}, {"pattern": "*_ip", "action": "anonymize_ip"}])
+    raw = yaml.safe_load((tmp / f"{name}.yaml").read_text())
+    raw["configuration"]["scrubbing"]["profile_id"] = "ccpa_compliant"
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    _, _, out, _ = run_steps(name, f"profile-{schema}", window_start=T0, window_end=T0 + timedelta(hours=1))
+    table, body = read_output(out["bucket"], out["key"])
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows[1]["full_name"].startswith("tok_") and rows[1]["email"].startswith("tok_")  # ccpa: tokenize
+    assert rows[1]["client_ip"] == "203.0.113.0" and rows[2]["client_ip"] == "2001:db8:85a3::"
+    assert str(rows[1]["birthday"]) == "1984-07-01" and rows[2]["email"] is None
+    assert rows[1]["session_token"] == "***REDACTED***" and rows[1]["notes"] == "hi"
+    for secret in ("Ann Lee", "ann@x.org", "203.0.113.77", "tok-SECRET-1", "1984-07-23"):
+        assert secret.encode() not in body
+    assert out["scrub_plan"]["full_name"] == "tokenize" and out["records_scrubbed"] == 2
+    from include.privacy.tokens import TokenVault
+
+    assert TokenVault.from_vault().detokenize(rows[1]["email"], actor="test", reason="comb round trip") == "ann@x.org"

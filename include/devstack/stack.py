@@ -141,6 +141,8 @@ def stack_secrets() -> dict:
         "api_secret_key": secrets.token_urlsafe(32),
         "admin_password": secrets.token_urlsafe(12),
         "hash_salt": secrets.token_hex(32),
+        "token_hmac_key": secrets.token_hex(32),
+        "token_fernet_key": Fernet.generate_key().decode(),
     }
     STACK.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(data, indent=2))
@@ -258,8 +260,20 @@ def seed() -> list[str]:
     for comb in ("sample_customers", "sample_support_tickets"):
         vault.write_secret(f"honey_combs/{comb}/credentials", {"username": READER_ROLE, "password": password})
     vault.write_secret("sting/scrubbing", {"hash_salt": sec["hash_salt"]})
+    # Tokenization keys live in .stack/secrets.json too: the dev Vault forgets everything on
+    # restart, and tokens issued before must stay joinable and reversible.
+    from include.privacy.tokens import VAULT_PATH as TOKEN_PATH
+
+    sec.setdefault("token_hmac_key", secrets.token_hex(32))
+    if "token_fernet_key" not in sec:
+        from cryptography.fernet import Fernet
+
+        sec["token_fernet_key"] = Fernet.generate_key().decode()
+    (STACK / "secrets.json").write_text(json.dumps(sec, indent=2))
+    vault.write_secret(TOKEN_PATH, {"hmac_key": sec["token_hmac_key"], "fernet_key": sec["token_fernet_key"]})
     vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
-    out.append("vault seeded: honey_combs/<comb>/credentials, sting/scrubbing, airflow/connections/sting_db")
+    out.append("vault seeded: honey_combs/<comb>/credentials, sting/scrubbing, sting/tokenization, "
+               "airflow/connections/sting_db")
     for b in (*SEED_BUCKETS, S.comb_output_bucket):
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
     out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")

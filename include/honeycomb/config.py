@@ -119,7 +119,10 @@ class Extraction(_Strict):
         return self
 
 
-Action = Literal["hash", "remove", "mask"]
+Action = Literal["hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"]
+# Actions the database comb runs inside the source's SELECT (raw values never leave the source);
+# the others run on the Arrow batches in the worker (values pass through its memory, unpersisted).
+PUSHDOWN_ACTIONS = frozenset({"hash", "remove", "mask", "redact", "secret"})
 
 
 class ScrubRule(_Strict):
@@ -145,17 +148,35 @@ class Scrubbing(_Strict):
     custom_rules: list[ScrubRule] = Field(default_factory=list)
     salt_vault_path: str = Field(default="sting/scrubbing", description="KV v2 path holding 'hash_salt'")
 
-    def plan(self, columns: list[str]) -> dict[str, Action]:
-        """Column -> action. The first matching rule wins (rules are read top to bottom)."""
-        out: dict[str, Action] = {}
-        if not self.enabled:
-            return out
+    @field_validator("profile_id")
+    @classmethod
+    def _profile(cls, v: str | None) -> str | None:
+        from include.privacy.profiles import SYSTEM_PROFILES
+
+        if v is None:
+            return None
+        name = v.lower().removesuffix("_compliant")  # the seed's "gdpr_compliant" means the gdpr profile
+        if name not in SYSTEM_PROFILES:
+            raise ValueError(f"unknown profile '{v}' (known: {', '.join(SYSTEM_PROFILES)})")
+        return name
+
+    def decisions(self, columns: list[str]) -> dict[str, tuple[str, str]]:
+        """Column -> (action, entity): custom rules first (top to bottom), then the profile by the
+        column's entity; keys holding secrets are always redacted (action 'secret'), even when
+        scrubbing is disabled."""
+        from include.privacy.profiles import decide
+
+        rules = [r.model_dump(exclude_none=True) for r in self.custom_rules]
+        out = {}
         for col in columns:
-            for rule in self.custom_rules:
-                if rule.matches(col):
-                    out[col] = rule.action
-                    break
+            d = decide(col, self.profile_id, rules)
+            if d and (self.enabled or d[0] == "secret"):
+                out[col] = d
         return out
+
+    def plan(self, columns: list[str]) -> dict[str, str]:
+        """Column -> action."""
+        return {c: a for c, (a, _) in self.decisions(columns).items()}
 
 
 class Output(_Strict):
@@ -210,13 +231,12 @@ class CombDefinition(_Strict):
         PostgresParameters.model_validate(self.configuration.connection.parameters)
         ex = self.configuration.extraction
         plan = self.configuration.scrubbing
-        for pk in ex.primary_key:
-            for rule in plan.custom_rules:
-                if rule.matches(pk) and rule.action != "hash":
-                    raise ValueError(
-                        f"primary key column '{pk}' cannot be '{rule.action}'-scrubbed: "
-                        "dedupe needs it (use 'hash', which is stable)"
-                    )
+        for pk, action in plan.plan(ex.primary_key).items():
+            if action not in ("hash", "tokenize"):
+                raise ValueError(
+                    f"primary key column '{pk}' cannot be '{action}'-scrubbed: "
+                    "dedupe needs it (use 'hash' or 'tokenize', which are stable)"
+                )
         if ex.incremental_column and plan.plan([ex.incremental_column]):
             raise ValueError(f"incremental column '{ex.incremental_column}' cannot be scrubbed")
         removed = [f for f, a in plan.plan(self.configuration.output.embed_text_fields).items() if a == "remove"]

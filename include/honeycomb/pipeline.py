@@ -66,7 +66,7 @@ def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str 
 
 def extract_to_file(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
-    execution_type: str = "continuous_flow",
+    execution_type: str = "continuous_flow", token_vault=None,
 ) -> dict:
     """Stream the window into a Parquet file (a path or a writable file-like object).
     Returns counts and the schema."""
@@ -74,10 +74,19 @@ def extract_to_file(
     out = comb.configuration.output
     skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" else None
     rows = scrubbed = duplicates = 0
+    from include.honeycomb.config import PUSHDOWN_ACTIONS
+    from include.privacy.engine import Scrubber
+
     with stream_window(comb, creds, window, salt) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
         keep_idx = [i for i in range(len(schema)) if i != flag_idx]
-        out_schema = pa.schema([schema.field(i).remove_metadata() for i in keep_idx])
+        # Actions SQL cannot do run here, on each batch, with the same engine every comb uses.
+        arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
+                      if d[0] not in PUSHDOWN_ACTIONS}
+        engine = Scrubber(salt=salt, token_vault=token_vault) if arrow_side else None
+        out_schema = pa.schema([
+            pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
+            else schema.field(i).remove_metadata() for i in keep_idx])
         compression = None if out.compression == "none" else out.compression
         with pq.ParquetWriter(path, out_schema, compression=compression) as writer:
             for batch in batches:
@@ -91,20 +100,23 @@ def extract_to_file(
                     continue
                 scrubbed += pc.sum(pc.cast(batch.column(flag_idx), pa.int64())).as_py() or 0
                 rows += batch.num_rows
+                cols = [engine.apply(batch.column(i), *arrow_side[i]) if i in arrow_side else batch.column(i)
+                        for i in keep_idx]
                 writer.write_batch(pa.RecordBatch.from_arrays(
-                    [batch.column(i) for i in keep_idx], schema=out_schema))
+                    [c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, out_schema, strict=True)],
+                    schema=out_schema))
     return {
         "records_processed": rows,
         "records_scrubbed": scrubbed,
         "duplicates_skipped": duplicates,
         "columns": [{"name": f.name, "type": str(f.type)} for f in out_schema],
-        "scrub_plan": info["scrub_plan"],
+        "scrub_plan": {c: a for c, (a, _) in info["decisions"].items()},
     }
 
 
 def extract_to_staging(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
-    execution_type: str = "continuous_flow",
+    execution_type: str = "continuous_flow", token_vault=None,
 ) -> dict:
     """Extract + scrub the window into the staging object. Returns a reference (no data)."""
     loc = OutputLocation.for_comb(comb, execution_type)
@@ -114,7 +126,7 @@ def extract_to_staging(
     try:
         with storage.arrow_fs().open_output_stream(f"{loc.bucket}/{key}") as stream:
             sink = storage.HashingSink(stream)
-            result = extract_to_file(comb, window, creds, salt, sink, execution_type)
+            result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault)
     except BaseException:
         try:
             storage.delete(loc.bucket, key)

@@ -94,15 +94,24 @@ def _hash_expr(col: sql.Identifier) -> sql.Composable:
     ).format(c=col)
 
 
+def _constant_expr(col: sql.Identifier, text: str) -> sql.Composable:
+    return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE {t} END").format(c=col, t=sql.Literal(text))
+
+
 def build_select(
     comb: CombDefinition, columns: list[str], window: RunWindow
-) -> tuple[sql.Composable, dict[str, str], list[str]]:
+) -> tuple[sql.Composable, dict[str, tuple[str, str]], list[str]]:
     """SELECT over the base relation with scrubbing pushed down and the window applied.
 
-    Returns (query, plan column->action, output column names).
+    Returns (query, decisions column -> (action, entity), output column names). Columns whose
+    action cannot run in SQL (tokenize, generalize, anonymize_ip) are selected as they are and
+    scrubbed on the Arrow batches by the pipeline.
     """
+    from include.honeycomb.config import PUSHDOWN_ACTIONS
+    from include.privacy.actions import REDACTED
+
     ex = comb.configuration.extraction
-    plan = comb.configuration.scrubbing.plan(columns)
+    decisions = comb.configuration.scrubbing.decisions(columns)
     missing = [c for c in [*ex.primary_key, ex.incremental_column] if c and c not in columns]
     if missing:
         raise SourceError(
@@ -112,7 +121,7 @@ def build_select(
     select: list[sql.Composable] = []
     out_cols: list[str] = []
     for c in columns:
-        action = plan.get(c)
+        action, entity = decisions.get(c, (None, None))
         ident = sql.Identifier(c)
         if action == "remove":
             continue
@@ -120,10 +129,15 @@ def build_select(
             select.append(sql.SQL("{} AS {}").format(_hash_expr(ident), ident))
         elif action == "mask":
             select.append(sql.SQL("{} AS {}").format(_mask_expr(ident), ident))
-        else:
+        elif action == "secret":
+            select.append(sql.SQL("{} AS {}").format(_constant_expr(ident, REDACTED), ident))
+        elif action == "redact":
+            select.append(sql.SQL("{} AS {}").format(_constant_expr(ident, f"<{entity}>"), ident))
+        else:  # no action, or one that runs on the Arrow side
+            assert action is None or action not in PUSHDOWN_ACTIONS
             select.append(ident)
         out_cols.append(c)
-    scrubbed = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in plan]
+    scrubbed = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in decisions]
     flag = sql.SQL(" OR ").join(scrubbed) if scrubbed else sql.SQL("false")
     select.append(sql.SQL("({}) AS {}").format(flag, sql.Identifier(SCRUBBED_FLAG)))
 
@@ -134,7 +148,7 @@ def build_select(
             "{} WHERE {inc} >= current_setting('sting.read_from')::timestamptz "
             "AND {inc} < current_setting('sting.window_end')::timestamptz"
         ).format(query, inc=inc)
-    return query, plan, out_cols
+    return query, decisions, out_cols
 
 
 def connection_uri(comb: CombDefinition, creds: Credentials) -> str:
@@ -188,8 +202,8 @@ def stream_window(
             describe = sql.SQL("SELECT * FROM ({}) AS src LIMIT 0").format(render_base_query(comb))
             cur.execute(describe.as_string())
             columns = [f.name for f in cur.fetch_arrow_table().schema]
-            query, plan, out_cols = build_select(comb, columns, window)
-            if any(a == "hash" for a in plan.values()) and not salt:
+            query, decisions, out_cols = build_select(comb, columns, window)
+            if any(a == "hash" for a, _ in decisions.values()) and not salt:
                 raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given")
             cur.execute(query.as_string())
             reader = cur.fetch_record_batch()
@@ -197,5 +211,5 @@ def stream_window(
             raise
         except Exception as e:
             raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e)).strip()}") from None
-        info = {"columns": out_cols, "scrub_plan": plan}
+        info = {"columns": out_cols, "decisions": decisions}
         yield reader.schema, info, iter(reader)

@@ -8,7 +8,6 @@ are always redacted, whatever the profile. Free text (Presidio) is not part of t
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,19 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.privacy import actions
-from include.privacy.profiles import SYSTEM_PROFILES, field_entity
+from include.privacy.profiles import SYSTEM_PROFILES, decide
 
 ACTIONS = {"hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"}
-SECRET_MARKERS = ("password", "token", "key", "secret")
 
 
 class ScrubConfigError(ValueError):
     pass
-
-
-def is_secret_key(name: str) -> bool:
-    n = name.lower()
-    return any(m in n for m in SECRET_MARKERS)
 
 
 @dataclass
@@ -49,22 +42,9 @@ class Scrubber:
 
     def decide(self, path: str) -> tuple[str, str] | None:
         """(action, entity) for a column or dotted field path, or None to keep it."""
-        leaf = path.rsplit(".", 1)[-1]
-        entity = field_entity(leaf)
-        if is_secret_key(leaf) or entity == "SECRET":
-            return "secret", "SECRET"
-        for r in self.custom_rules:
-            target = r.get("field") or r.get("pattern")
-            if (r.get("field") and target in (path, leaf)) or (r.get("pattern") and (
-                    fnmatch.fnmatchcase(path, target) or fnmatch.fnmatchcase(leaf, target))):
-                return r["action"], r.get("entity") or entity or leaf.upper()
-        if self.profile and entity:
-            action = SYSTEM_PROFILES[self.profile]["entities"].get(entity)
-            if action:
-                return action, entity
-        return None
+        return decide(path, self.profile, self.custom_rules)
 
-    def _apply(self, arr: pa.Array, action: str, entity: str) -> pa.Array:
+    def apply(self, arr: pa.Array, action: str, entity: str) -> pa.Array:
         if action == "secret":
             return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(actions.REDACTED, pa.string()))
         if action == "hash":
@@ -103,7 +83,7 @@ class Scrubber:
         report[path] = {"action": action, "entity": entity, "values": int(pc.sum(pc.is_valid(arr)).as_py() or 0)}
         if action == "remove":
             return None
-        return self._apply(arr, action, entity)
+        return self.apply(arr, action, entity)
 
     def scrub_table(self, table: pa.Table) -> tuple[pa.Table, dict]:
         """Returns the scrubbed table and a report: per column/path the action, entity and number

@@ -81,6 +81,35 @@ SYSTEM_PROFILES: dict[str, dict] = {
 }
 
 
+SECRET_MARKERS = ("password", "token", "key", "secret")
+
+
+def is_secret_key(name: str) -> bool:
+    n = name.lower()
+    return any(m in n for m in SECRET_MARKERS)
+
+
+def decide(path: str, profile: str | None, custom_rules: list[dict]) -> tuple[str, str] | None:
+    """(action, entity) for a column or dotted field path, or None to keep it: keys holding
+    secrets are always redacted ('secret'); then custom rules, top to bottom (field = exact
+    name or path, pattern = glob); then the profile's action for the field's entity type.
+    Light on purpose (no pyarrow): comb definitions call it at DAG parse time."""
+    leaf = path.rsplit(".", 1)[-1]
+    entity = field_entity(leaf)
+    if is_secret_key(leaf) or entity == "SECRET":
+        return "secret", "SECRET"
+    for r in custom_rules:
+        target = r.get("field") or r.get("pattern")
+        if (r.get("field") and target in (path, leaf)) or (r.get("pattern") and (
+                fnmatch.fnmatchcase(path, target) or fnmatch.fnmatchcase(leaf, target))):
+            return r["action"], r.get("entity") or entity or leaf.upper()
+    if profile and entity:
+        action = SYSTEM_PROFILES[profile]["entities"].get(entity)
+        if action:
+            return action, entity
+    return None
+
+
 def field_entity(column: str) -> str | None:
     c = column.lower()
     for pattern, entity in FIELD_ENTITIES:

@@ -74,12 +74,19 @@ class HoneyCombExtractOperator(BaseOperator):
             path = comb.configuration.connection.vault_path
             creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
             mask_secret(creds.password)  # redacted from task logs should anything print it
-            salt = None
             scrub = comb.configuration.scrubbing
-            if any(r.action == "hash" for r in scrub.custom_rules) and scrub.enabled:
-                salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
-                mask_secret(salt)
-            return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"])
+            # The salt is always fetched (profiles may hash any column); tokenize needs the vault keys.
+            salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
+            mask_secret(salt)
+            token_vault = None
+            if scrub.enabled and (scrub.profile_id or any(r.action == "tokenize" for r in scrub.custom_rules)):
+                from include.privacy.tokens import VAULT_PATH, TokenVault
+
+                keys = vault.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
+                mask_secret(keys["hmac_key"])
+                mask_secret(keys["fernet_key"])
+                token_vault = TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+            return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"], token_vault)
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
             raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
