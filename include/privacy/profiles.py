@@ -9,8 +9,8 @@ Why these entities (see the README for the full table):
 - hipaa: the 18 Safe Harbor identifiers of 45 CFR 164.514(b)(2): names, geography smaller than a
   state, all date elements except year, phone, fax, email, SSN, medical record numbers, health
   plan numbers, account numbers, licence numbers, vehicle and device ids, URLs, IP addresses,
-  biometrics, photos, any other unique id. Dates are generalised (Safe Harbor keeps the year; we
-  keep month/year only where the profile says generalize: HIPAA removes).
+  biometrics, photos, any other unique id. Safe Harbor allows only the year of a date, and
+  `generalize` keeps the month, so HIPAA removes dates of birth.
 - financial_data (from upstream STING): card numbers, IBAN/bank accounts, tax ids.
 """
 
@@ -64,7 +64,7 @@ SYSTEM_PROFILES: dict[str, dict] = {
         "compliance_standard": "hipaa",
         "entities": {
             "PERSON": "remove", "EMAIL_ADDRESS": "remove", "PHONE_NUMBER": "remove", "US_SSN": "remove",
-            "DATE_OF_BIRTH": "generalize", "MEDICAL_RECORD_NUMBER": "tokenize", "HEALTH_PLAN_ID": "remove",
+            "DATE_OF_BIRTH": "remove", "MEDICAL_RECORD_NUMBER": "tokenize", "HEALTH_PLAN_ID": "remove",
             "BANK_ACCOUNT": "remove", "IBAN_CODE": "remove", "CREDIT_CARD": "remove", "DRIVER_LICENSE": "remove",
             "PASSPORT": "remove", "TAX_ID": "remove", "VEHICLE_ID": "remove", "DEVICE_ID": "remove", "URL": "remove",
             "IP_ADDRESS": "remove", "LOCATION": "remove", "ZIP_CODE": "redact",
