@@ -64,7 +64,7 @@ SYSTEM_PROFILES: dict[str, dict] = {
         "compliance_standard": "hipaa",
         "entities": {
             "PERSON": "remove", "EMAIL_ADDRESS": "remove", "PHONE_NUMBER": "remove", "US_SSN": "remove",
-            "DATE_OF_BIRTH": "remove", "MEDICAL_RECORD_NUMBER": "tokenize", "HEALTH_PLAN_ID": "remove",
+            "DATE_OF_BIRTH": "remove", "MEDICAL_RECORD_NUMBER": "remove", "HEALTH_PLAN_ID": "remove",
             "BANK_ACCOUNT": "remove", "IBAN_CODE": "remove", "CREDIT_CARD": "remove", "DRIVER_LICENSE": "remove",
             "PASSPORT": "remove", "TAX_ID": "remove", "VEHICLE_ID": "remove", "DEVICE_ID": "remove", "URL": "remove",
             "IP_ADDRESS": "remove", "LOCATION": "remove", "ZIP_CODE": "redact",
