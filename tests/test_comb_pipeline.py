@@ -218,7 +218,7 @@ def test_profile_and_arrow_side_actions_in_a_database_comb(comb_env):
         conn.execute(f'CREATE TABLE "{schema}".visits (id BIGINT PRIMARY KEY, full_name TEXT, email TEXT, '
                      'client_ip TEXT, birthday DATE, session_token TEXT, notes TEXT, updated_at TIMESTAMPTZ NOT NULL)')
         conn.execute(f'INSERT INTO "{schema}".visits VALUES '
-                     "(1, 'Ann Lee', 'ann@x.org', '203.0.113.77', '1984-07-23', 'tok-SECRET-1', 'hi', %s),"
+                     "(1, 'Ann Lee', 'ann@x.org', '203.0.113.77', '1984-07-23', 'tok-SECRET-1', 'ring 415-555-0134', %s),"
                      "(2, 'Bo Kim', NULL, '2001:db8:85a3::7348', NULL, NULL, 'yo', %s)", (T0, T0))
     import yaml
 
@@ -226,6 +226,7 @@ def test_profile_and_arrow_side_actions_in_a_database_comb(comb_env):
         {"field": "birthday", "action": "generalize"}, {"pattern": "*_ip", "action": "anonymize_ip"}])
     raw = yaml.safe_load((tmp / f"{name}.yaml").read_text())
     raw["configuration"]["scrubbing"]["profile_id"] = "ccpa_compliant"
+    raw["configuration"]["scrubbing"]["text_fields"] = ["notes"]
     (tmp / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     _, _, out, _ = run_steps(name, f"profile-{schema}", window_start=T0, window_end=T0 + timedelta(hours=1))
     table, body = read_output(out["bucket"], out["key"])
@@ -233,8 +234,9 @@ def test_profile_and_arrow_side_actions_in_a_database_comb(comb_env):
     assert rows[1]["full_name"].startswith("tok_") and rows[1]["email"].startswith("tok_")  # ccpa: tokenize
     assert rows[1]["client_ip"] == "203.0.113.0" and rows[2]["client_ip"] == "2001:db8:85a3::"
     assert str(rows[1]["birthday"]) == "1984-07-01" and rows[2]["email"] is None
-    assert rows[1]["session_token"] == "***REDACTED***" and rows[1]["notes"] == "hi"
-    for secret in ("Ann Lee", "ann@x.org", "203.0.113.77", "tok-SECRET-1", "1984-07-23"):
+    assert rows[1]["session_token"] == "***REDACTED***" and rows[1]["notes"] == "ring ********0134"
+    assert rows[2]["notes"] == "yo"
+    for secret in ("Ann Lee", "ann@x.org", "203.0.113.77", "tok-SECRET-1", "1984-07-23", "415-555-0134"):
         assert secret.encode() not in body
     assert out["scrub_plan"]["full_name"] == "tokenize" and out["records_scrubbed"] == 2
     from include.privacy.tokens import TokenVault

@@ -110,3 +110,29 @@ def test_files_in_the_same_format_out_with_zero_structured_leaks(tmp_path, vault
         assert leaked == [], (fmt, leaked[:3])
         assert report["records_scrubbed"] == 500 and report["columns"]["ssn"]["action"] == "remove"
         assert report["columns"]["ip_address"]["action"] == "anonymize_ip"
+
+
+def test_free_text_with_presidio_offline_and_stable(monkeypatch, stack):
+    import socket
+
+    from include.privacy import text
+
+    def no_network(*a, **k):
+        raise AssertionError(f"network attempted: {a}")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    notes = ["Call Jane Doe at 415-555-0134 or mail jane.doe@example.com from 198.51.100.23.",
+             None, "No personal data in this sentence."]
+    t = pa.table({"id": [1, 2, 3], "notes": notes, "email": ["jane.doe@example.com", None, None]})
+    out, _ = Scrubber(profile="gdpr", salt=SALT, text_fields=["not*"]).scrub_table(t)
+    row = out.to_pylist()[0]
+    scrubbed = row["notes"]
+    for raw in ("Jane Doe", "415-555-0134", "jane.doe@example.com", "198.51.100.23"):
+        assert raw not in scrubbed
+    assert "198.51.100.0" in scrubbed and "0134" in scrubbed  # anonymize_ip, mask keeps the last 4
+    assert row["email"] in scrubbed  # the same salted hash in the column and in the prose
+    assert out.column("notes").to_pylist()[1:] == [None, "No personal data in this sentence."]
+    again, _ = text.scrub_texts(notes, SYSTEM_PROFILES["gdpr"]["entities"], salt=SALT)
+    assert again[0] == scrubbed
+    ents = text.analyzer(frozenset({"EMAIL_ADDRESS"}))  # patterns only: the NER is not run
+    assert "ner" not in ents.nlp_engine.nlp["en"].pipe_names

@@ -147,6 +147,8 @@ class Scrubbing(_Strict):
     profile_id: str | None = None
     custom_rules: list[ScrubRule] = Field(default_factory=list)
     salt_vault_path: str = Field(default="sting/scrubbing", description="KV v2 path holding 'hash_salt'")
+    text_fields: list[str] = Field(default_factory=list,
+                                   description="free-text columns (names or globs) scrubbed with Presidio")
 
     @field_validator("profile_id")
     @classmethod
@@ -170,6 +172,8 @@ class Scrubbing(_Strict):
         out = {}
         for col in columns:
             d = decide(col, self.profile_id, rules)
+            if d is None and any(fnmatch.fnmatchcase(col, g) for g in self.text_fields):
+                d = ("text", "FREE_TEXT")
             if d and (self.enabled or d[0] == "secret"):
                 out[col] = d
         return out

@@ -83,7 +83,8 @@ def extract_to_file(
         # Actions SQL cannot do run here, on each batch, with the same engine every comb uses.
         arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
                       if d[0] not in PUSHDOWN_ACTIONS}
-        engine = Scrubber(salt=salt, token_vault=token_vault) if arrow_side else None
+        scrub_cfg = comb.configuration.scrubbing
+        engine = Scrubber(profile=scrub_cfg.profile_id, salt=salt, token_vault=token_vault) if arrow_side else None
         out_schema = pa.schema([
             pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
             else schema.field(i).remove_metadata() for i in keep_idx])

@@ -3,11 +3,13 @@ CSV / JSON Lines / Parquet files), the same code path whatever feeds it.
 
 Rules address columns by exact name (`field`) or glob (`pattern`), and nested fields of struct
 columns by dotted path (`payload.user.email`). Keys that contain password, token, key or secret
-are always redacted, whatever the profile. Free text (Presidio) is not part of this module yet.
+are always redacted, whatever the profile. Free-text columns named in `text_fields` go through
+Presidio (include/privacy/text.py) with the profile's actions.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from include.privacy import actions
 from include.privacy.profiles import SYSTEM_PROFILES, decide
 
 ACTIONS = {"hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"}
+# Free-text columns (Scrubber.text_fields) are analysed with Presidio: include/privacy/text.py.
 
 
 class ScrubConfigError(ValueError):
@@ -30,6 +33,7 @@ class Scrubber:
     custom_rules: list[dict] = field(default_factory=list)
     salt: str | None = None
     token_vault: object | None = None  # include.privacy.tokens.TokenVault
+    text_fields: list[str] = field(default_factory=list)  # free-text columns (globs) for Presidio
 
     def __post_init__(self):
         if self.profile and self.profile not in SYSTEM_PROFILES:
@@ -42,7 +46,14 @@ class Scrubber:
 
     def decide(self, path: str) -> tuple[str, str] | None:
         """(action, entity) for a column or dotted field path, or None to keep it."""
-        return decide(path, self.profile, self.custom_rules)
+        d = decide(path, self.profile, self.custom_rules)
+        if d is None and any(fnmatch.fnmatchcase(path, g) for g in self.text_fields):
+            return "text", "FREE_TEXT"
+        return d
+
+    def text_actions(self) -> dict[str, str]:
+        """Entity -> action for free text: the profile's (gdpr when none is set)."""
+        return dict(SYSTEM_PROFILES[self.profile or "gdpr"]["entities"])
 
     def apply(self, arr: pa.Array, action: str, entity: str) -> pa.Array:
         if action == "secret":
@@ -59,6 +70,11 @@ class Scrubber:
             return actions.generalize(arr)
         if action == "anonymize_ip":
             return actions.anonymize_ip(arr)
+        if action == "text":
+            from include.privacy.text import scrub_texts
+
+            texts, _ = scrub_texts(_as_list(arr), self.text_actions(), salt=self.salt, token_vault=self.token_vault)
+            return pa.array(texts, pa.string())
         if action == "tokenize":
             if self.token_vault is None:
                 raise ScrubConfigError("the 'tokenize' action needs a token vault")
@@ -108,6 +124,10 @@ class Scrubber:
     @staticmethod
     def _valid_anywhere(arr: pa.Array) -> pa.Array:
         return pc.is_valid(arr)
+
+
+def _as_list(arr) -> list:
+    return pc.cast(arr, pa.string()).to_pylist()
 
 
 def read_file(path: Path, fmt: str) -> pa.Table:
