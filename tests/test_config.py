@@ -57,4 +57,4 @@ def test_env_placeholders_resolve_only_in_connection_parameters():
 def test_rule_order_and_globs():
     comb = parse_comb(BASE, env={})
     plan = comb.configuration.scrubbing.plan(["id", "email", "ssn", "phone_mobile", "phone_home", "notes"])
-    assert plan == {"email": "hash", "ssn": "remove", "phone_mobile": "mask", "phone_home": "mask"}
+    assert plan == {"email": "hash", "ssn": "remove", "phone_mobile": "mask", "phone_home": "mask", "notes": "text"}

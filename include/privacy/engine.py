@@ -113,17 +113,13 @@ class Scrubber:
             before = set(report)
             out = self._scrub_column(name, arr, report)
             if set(report) - before and table.num_rows:
-                touched = pc.or_(touched, self._valid_anywhere(arr))
+                touched = pc.or_(touched, pc.is_valid(arr))
             if out is not None:
                 cols.append(out)
                 names.append(name)
         result = pa.table(cols, names=names) if cols else pa.table({})
         return result, {"columns": report, "records": table.num_rows,
                         "records_scrubbed": int(pc.sum(touched).as_py() or 0) if table.num_rows else 0}
-
-    @staticmethod
-    def _valid_anywhere(arr: pa.Array) -> pa.Array:
-        return pc.is_valid(arr)
 
 
 def _as_list(arr) -> list:
