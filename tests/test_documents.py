@@ -185,3 +185,14 @@ def test_comb_output_text_fields_become_chunks_with_record_keys(jar, tmp_path):
     assert r["completed"] == 1
     hit = search("phishing emails targeting payroll", [jar], k=1)["results"][0]
     assert hit["metadata"]["record_id"] == "3" and "Phishing wave" in hit["text"] and "h3" not in hit["text"]
+
+
+def test_vectors_lost_from_the_store_are_rebuilt_not_assumed(jar):
+    """PostgreSQL says 'embedded' but the vector store lost the chunks (restored from an older
+    snapshot, or replaced): reprocessing writes them again instead of trusting the record."""
+    doc = upload(jar, "page.html", corpus()["page.html"])
+    ingest.process(ingest.claim(jar_id=jar))
+    ids = vector_ids(document_id=doc)
+    vectorstore.delete_ids(vectorstore.collection(), sorted(ids))
+    r = ingest.process(ingest.claim(document_ids=[doc]))
+    assert r["unchanged"] == 0 and r["upserted"] == len(ids) and vector_ids(document_id=doc) == ids

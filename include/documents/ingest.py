@@ -179,7 +179,9 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
             summary["duplicates"].append(doc_id)
             return None
         if (emb.get("content_hash") == sha and emb.get("chunking") == cfg.key and emb.get("model") == MODEL
-                and emb.get("status") == "embedded"):  # same bytes, same chunking: nothing to write anywhere
+                and emb.get("status") == "embedded" and len(existing) == emb.get("chunk_count", -1)):
+            # Same bytes, same chunking, and the vector store still holds all its chunks (a restored
+            # or replaced Chroma would not): nothing to write anywhere.
             _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
             summary["unchanged"].append(doc_id)
             return None
