@@ -196,3 +196,18 @@ def test_vectors_lost_from_the_store_are_rebuilt_not_assumed(jar):
     vectorstore.delete_ids(vectorstore.collection(), sorted(ids))
     r = ingest.process(ingest.claim(document_ids=[doc]))
     assert r["unchanged"] == 0 and r["upserted"] == len(ids) and vector_ids(document_id=doc) == ids
+
+
+def test_discover_registers_new_uploads_and_changed_bytes(jar):
+    key = f"documents/{jar}/feed.csv"
+    storage.s3_client().put_object(Bucket="user-files", Key=key, Body=corpus()["iocs.csv"],
+                                   Metadata={"honey-jar-id": jar, "title": "feed.csv"})
+    storage.s3_client().put_object(Bucket="user-files", Key=f"documents/{jar}/orphan.txt", Body=b"no jar named")
+    new = ingest.discover_uploads(prefix=f"documents/{jar}/")
+    assert len(new) == 1 and docs(jar)["feed.csv"]["processing_status"] == "pending"
+    ingest.process(ingest.claim(jar_id=jar))
+    assert ingest.discover_uploads(prefix=f"documents/{jar}/") == []  # same bytes: nothing to do
+    storage.s3_client().put_object(Bucket="user-files", Key=key, Body=b"indicator;type\nnew.example;domain\n",
+                                   Metadata={"honey-jar-id": jar, "title": "feed.csv"})
+    assert ingest.discover_uploads(prefix=f"documents/{jar}/") == new  # re-uploaded: pending again
+    assert docs(jar)["feed.csv"]["processing_status"] == "pending"

@@ -57,9 +57,15 @@ def ingest_sample_documents(api: AirflowAPI) -> str:
                RETURNING id""",
             ("STING handbook (sample)", "Runbooks and policies for the demo", Jsonb({"jar_key": "demo:handbook"})),
         ).fetchone()["id"])
+    from include.documents.ingest import register_upload
+
     for name, data in sample_documents().items():
-        storage.s3_client().put_object(Bucket="user-files", Key=f"documents/demo-user/{name}", Body=data,
-                                       Metadata={"honey-jar-id": jar, "title": name})
+        key = f"documents/demo-user/{name}"
+        put = storage.s3_client().put_object(Bucket="user-files", Key=key, Body=data,
+                                             Metadata={"honey-jar-id": jar, "title": name})
+        with connect() as conn:  # what the upload API does: record the document as pending
+            register_upload(conn, jar, storage.uri("user-files", key), title=name, size=len(data),
+                            etag=put["ETag"].strip('"'))
     api.wait_for_dag("document_ingestion")
     api.unpause("document_ingestion")
     run = api.trigger("document_ingestion", conf={"honey_jar_id": jar})

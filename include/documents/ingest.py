@@ -47,7 +47,7 @@ def chunk_id(document_id: str, index: int, content_hash: str) -> str:
 
 # ----------------------------------------------------------------------------- intake
 def register_upload(conn, jar_id: str, uri: str, *, title: str | None = None, file_type: str | None = None,
-                    size: int | None = None, tags: list[str] | None = None) -> str:
+                    size: int | None = None, tags: list[str] | None = None, etag: str | None = None) -> str:
     """Record an object as a pending document of a jar (idempotent on jar + path). Registering a
     path again (a re-upload) sets it pending again; its old vectors go once the new bytes are in."""
     key = uri.rsplit("/", 1)[-1]
@@ -55,37 +55,46 @@ def register_upload(conn, jar_id: str, uri: str, *, title: str | None = None, fi
     row = conn.execute(
         """
         INSERT INTO documents (honey_jar_id, title, file_type, file_size, upload_path, metadata, processing_status, tags)
-        VALUES (%s, %s, %s, %s, %s, '{"source": "upload"}', 'pending', %s)
+        VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)
         ON CONFLICT (honey_jar_id, upload_path) DO UPDATE
-           SET processing_status = 'pending', file_size = EXCLUDED.file_size, title = EXCLUDED.title
+           SET processing_status = 'pending', file_size = EXCLUDED.file_size, title = EXCLUDED.title,
+               metadata = COALESCE(documents.metadata, '{}'::jsonb) || EXCLUDED.metadata
         RETURNING id
         """,
-        (jar_id, title or key, ftype, size, uri, tags or []),
+        (jar_id, title or key, ftype, size, uri, Jsonb({"source": "upload", **({"etag": etag} if etag else {})}),
+         tags or []),
     ).fetchone()
     return str(row["id"])
 
 
 def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -> list[str]:
     """Register uploaded objects (`/documents/{user_id}/{file_id}.{ext}`) that name their jar in
-    object metadata (`x-amz-meta-honey-jar-id`) and are not registered yet."""
+    object metadata (`x-amz-meta-honey-jar-id`): new objects, and known ones whose bytes changed
+    (their ETag differs from the one recorded), which become pending again."""
     with connect() as conn:
-        known = {r["upload_path"] for r in conn.execute(
-            "SELECT upload_path FROM documents WHERE upload_path LIKE %s", (f"s3://{bucket}/{prefix}%",))}
-    new = []
+        known = {r["upload_path"]: (str(r["honey_jar_id"]), (r["metadata"] or {}).get("etag"), r["title"])
+                 for r in conn.execute("SELECT upload_path, honey_jar_id, metadata, title FROM documents "
+                                       "WHERE upload_path LIKE %s", (f"s3://{bucket}/{prefix}%",))}
+    found = []
     c = storage.s3_client()
     for obj in storage.list_keys(bucket, prefix):
         uri = storage.uri(bucket, obj["Key"])
+        etag = obj.get("ETag", "").strip('"') or None
         if uri in known:
+            jar, seen_etag, title = known[uri]
+            if seen_etag and seen_etag == etag:
+                continue
+            with connect() as conn:  # re-uploaded with new bytes
+                found.append(register_upload(conn, jar, uri, title=title, size=obj["Size"], etag=etag))
             continue
-        head = c.head_object(Bucket=bucket, Key=obj["Key"])
-        meta = head.get("Metadata", {})
+        meta = c.head_object(Bucket=bucket, Key=obj["Key"]).get("Metadata", {})
         jar = meta.get("honey-jar-id")
         if not jar:
             continue
         with connect() as conn:
-            new.append(register_upload(conn, jar, uri, title=meta.get("title"), size=obj["Size"],
-                                       tags=[t for t in meta.get("tags", "").split(",") if t]))
-    return new
+            found.append(register_upload(conn, jar, uri, title=meta.get("title"), size=obj["Size"], etag=etag,
+                                         tags=[t for t in meta.get("tags", "").split(",") if t]))
+    return found
 
 
 # A claim older than this whose run died (worker lost) is claimable again.
