@@ -130,23 +130,27 @@ def _wait(what: str, check, timeout: float = 90.0, name: str | None = None) -> N
 
 # ---------------------------------------------------------------- secrets kept in .stack
 def stack_secrets() -> dict:
-    f = STACK / "secrets.json"
-    if f.exists():
-        return json.loads(f.read_text())
+    """The stack's generated secrets, made once and kept in .stack/secrets.json (keys added by a
+    newer version are filled in, existing ones never change)."""
     from cryptography.fernet import Fernet
 
-    data = {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(32),
-        "api_secret_key": secrets.token_urlsafe(32),
-        "admin_password": secrets.token_urlsafe(12),
-        "hash_salt": secrets.token_hex(32),
-        "token_hmac_key": secrets.token_hex(32),
-        "token_fernet_key": Fernet.generate_key().decode(),
+    makers = {
+        "fernet_key": lambda: Fernet.generate_key().decode(),
+        "jwt_secret": lambda: secrets.token_urlsafe(32),
+        "api_secret_key": lambda: secrets.token_urlsafe(32),
+        "admin_password": lambda: secrets.token_urlsafe(12),
+        "hash_salt": lambda: secrets.token_hex(32),
+        "token_hmac_key": lambda: secrets.token_hex(32),
+        "token_fernet_key": lambda: Fernet.generate_key().decode(),
     }
-    STACK.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps(data, indent=2))
-    f.chmod(0o600)
+    f = STACK / "secrets.json"
+    data = json.loads(f.read_text()) if f.exists() else {}
+    missing = [k for k in makers if k not in data]
+    if missing:
+        data.update({k: makers[k]() for k in missing})
+        STACK.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(data, indent=2))
+        f.chmod(0o600)
     return data
 
 
@@ -264,12 +268,6 @@ def seed() -> list[str]:
     # restart, and tokens issued before must stay joinable and reversible.
     from include.privacy.tokens import VAULT_PATH as TOKEN_PATH
 
-    sec.setdefault("token_hmac_key", secrets.token_hex(32))
-    if "token_fernet_key" not in sec:
-        from cryptography.fernet import Fernet
-
-        sec["token_fernet_key"] = Fernet.generate_key().decode()
-    (STACK / "secrets.json").write_text(json.dumps(sec, indent=2))
     vault.write_secret(TOKEN_PATH, {"hmac_key": sec["token_hmac_key"], "fernet_key": sec["token_fernet_key"]})
     vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
     out.append("vault seeded: honey_combs/<comb>/credentials, sting/scrubbing, sting/tokenization, "

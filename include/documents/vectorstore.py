@@ -26,7 +26,14 @@ def client():
 
 
 def collection(name: str = DOCUMENTS):
-    return client().get_or_create_collection(
+    """The collection, looked up (or created) once per process and server, not on every call."""
+    s = get_settings()
+    return _collection(s.chroma_host, s.chroma_port, name)
+
+
+@functools.lru_cache(maxsize=8)
+def _collection(host: str, port: int, name: str):
+    return _client(host, port).get_or_create_collection(
         name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
         metadata={"owner": "sting-data-pipelines", "model": "all-MiniLM-L6-v2"},
     )

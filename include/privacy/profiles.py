@@ -36,39 +36,35 @@ FIELD_ENTITIES: list[tuple[str, str]] = [
     ("*vin*", "VEHICLE_ID"), ("*device_id*", "DEVICE_ID"), ("*url*", "URL"),
 ]
 
+# GDPR's actions; CCPA differs only where identifiers must stay reversible for consumer requests.
+_GDPR_ENTITIES = {
+    "PERSON": "hash", "EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask", "US_SSN": "remove",
+    "DATE_OF_BIRTH": "generalize", "CREDIT_CARD": "mask", "IBAN_CODE": "mask", "BANK_ACCOUNT": "mask",
+    "IP_ADDRESS": "anonymize_ip", "LOCATION": "redact", "ZIP_CODE": "redact", "PASSPORT": "remove",
+    "DRIVER_LICENSE": "remove", "TAX_ID": "remove", "MEDICAL_RECORD_NUMBER": "remove",
+    "HEALTH_PLAN_ID": "remove", "DEVICE_ID": "hash", "VEHICLE_ID": "hash", "URL": "redact",
+}
+# HIPAA Safe Harbor: every identifier removed, except ZIP codes (redacted).
+_SAFE_HARBOR = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "DATE_OF_BIRTH", "MEDICAL_RECORD_NUMBER",
+                "HEALTH_PLAN_ID", "BANK_ACCOUNT", "IBAN_CODE", "CREDIT_CARD", "DRIVER_LICENSE", "PASSPORT", "TAX_ID",
+                "VEHICLE_ID", "DEVICE_ID", "URL", "IP_ADDRESS", "LOCATION"]
+
 SYSTEM_PROFILES: dict[str, dict] = {
     "gdpr": {
         "description": "EU GDPR: direct identifiers hashed (joinable), contact data masked, online ids anonymised",
         "compliance_standard": "gdpr",
-        "entities": {
-            "PERSON": "hash", "EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask", "US_SSN": "remove",
-            "DATE_OF_BIRTH": "generalize", "CREDIT_CARD": "mask", "IBAN_CODE": "mask", "BANK_ACCOUNT": "mask",
-            "IP_ADDRESS": "anonymize_ip", "LOCATION": "redact", "ZIP_CODE": "redact", "PASSPORT": "remove",
-            "DRIVER_LICENSE": "remove", "TAX_ID": "remove", "MEDICAL_RECORD_NUMBER": "remove",
-            "HEALTH_PLAN_ID": "remove", "DEVICE_ID": "hash", "VEHICLE_ID": "hash", "URL": "redact",
-        },
+        "entities": _GDPR_ENTITIES,
     },
     "ccpa": {
         "description": "California CCPA/CPRA personal information: identifiers tokenized (reversible for access requests)",
         "compliance_standard": "ccpa",
-        "entities": {
-            "PERSON": "tokenize", "EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "mask", "US_SSN": "remove",
-            "DATE_OF_BIRTH": "generalize", "CREDIT_CARD": "mask", "IBAN_CODE": "mask", "BANK_ACCOUNT": "mask",
-            "IP_ADDRESS": "anonymize_ip", "LOCATION": "redact", "ZIP_CODE": "redact", "PASSPORT": "remove",
-            "DRIVER_LICENSE": "remove", "TAX_ID": "remove", "DEVICE_ID": "tokenize", "VEHICLE_ID": "tokenize",
-            "URL": "redact", "MEDICAL_RECORD_NUMBER": "remove", "HEALTH_PLAN_ID": "remove",
-        },
+        "entities": {**_GDPR_ENTITIES, **dict.fromkeys(("PERSON", "EMAIL_ADDRESS", "DEVICE_ID", "VEHICLE_ID"),
+                                                       "tokenize")},
     },
     "hipaa": {
         "description": "HIPAA Safe Harbor (45 CFR 164.514(b)(2)): the 18 identifiers removed or generalised",
         "compliance_standard": "hipaa",
-        "entities": {
-            "PERSON": "remove", "EMAIL_ADDRESS": "remove", "PHONE_NUMBER": "remove", "US_SSN": "remove",
-            "DATE_OF_BIRTH": "remove", "MEDICAL_RECORD_NUMBER": "remove", "HEALTH_PLAN_ID": "remove",
-            "BANK_ACCOUNT": "remove", "IBAN_CODE": "remove", "CREDIT_CARD": "remove", "DRIVER_LICENSE": "remove",
-            "PASSPORT": "remove", "TAX_ID": "remove", "VEHICLE_ID": "remove", "DEVICE_ID": "remove", "URL": "remove",
-            "IP_ADDRESS": "remove", "LOCATION": "remove", "ZIP_CODE": "redact",
-        },
+        "entities": {**dict.fromkeys(_SAFE_HARBOR, "remove"), "ZIP_CODE": "redact"},
     },
     "financial_data": {
         "description": "Payment and banking data (upstream STING): PCI card numbers masked, accounts tokenized",
