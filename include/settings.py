@@ -41,6 +41,9 @@ class Settings:
     chroma_port: int
     airflow_url: str
     stack_dir: Path
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    nats_url: str = "nats://127.0.0.1:4222"
 
     @property
     def app_dsn(self) -> str:
@@ -70,4 +73,7 @@ def get_settings() -> Settings:
         chroma_port=int(_env("STING_CHROMA_PORT", "8000")),
         airflow_url=_env("STING_AIRFLOW_URL", "http://127.0.0.1:8080"),
         stack_dir=Path(_env("STING_STACK_DIR", str(REPO_ROOT / ".stack"))),
+        mysql_host=_env("STING_MYSQL_HOST", "127.0.0.1"),
+        mysql_port=int(_env("STING_MYSQL_PORT", "3306")),
+        nats_url=_env("STING_NATS_URL", "nats://127.0.0.1:4222"),
     )

@@ -82,3 +82,34 @@ def run_steps(name: str, run_key: str, **params):
 def read_output(bucket: str, key: str):
     body = storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     return pq.read_table(io.BytesIO(body)), body
+
+
+def write_def(tmp_path, comb: dict) -> str:
+    """Write any comb definition (a dict) as <name>.yaml in tmp_path."""
+    (tmp_path / f"{comb['name']}.yaml").write_text(yaml.safe_dump(comb))
+    return comb["name"]
+
+
+def run_checkpointed(name: str, run_key: str, ack: bool = True, **params) -> dict:
+    """begin -> extract -> write_parquet -> load -> acknowledge, as one DAG run of a checkpointed
+    comb (api, file_system, stream). Returns the run, the outputs and the loaded table."""
+    from include.honeycomb.checkpointed import acknowledge
+    from include.vault import read_secret
+
+    run, staged, out, loaded = run_steps(name, run_key, **params)
+    from sting_airflow.operators import load_comb
+
+    comb = load_comb(name)
+    acked = 0
+    if ack:
+        path = comb.configuration.connection.vault_path
+        acked = acknowledge(comb, run, read_secret(path) if path else None)
+    table, _ = read_output(out["bucket"], out["key"])
+    return {"run": run, "staged": staged, "out": out, "loaded": loaded, "table": table, "acked": acked}
+
+
+def execution(run: dict) -> dict:
+    from include.db import connect
+
+    with connect() as conn:
+        return conn.execute("SELECT * FROM honey_comb_executions WHERE id = %s", (run["execution_id"],)).fetchone()

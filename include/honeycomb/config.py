@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from include.honeycomb.source_params import PostgresParameters
 from include.settings import REPO_ROOT
 
 COMBS_DIR = REPO_ROOT / "include" / "combs"
@@ -46,21 +47,14 @@ class _Strict(BaseModel):
 
 
 class Connection(_Strict):
-    vault_path: str = Field(min_length=1, description="KV v2 path of the source credentials")
+    vault_path: str | None = Field(default=None, min_length=1,
+                                   description="KV v2 path of the source credentials (none for open sources)")
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("vault_path")
     @classmethod
-    def _strip_slashes(cls, v: str) -> str:
-        return v.strip("/")
-
-
-class PostgresParameters(_Strict):
-    host: str
-    port: int = 5432
-    database: str
-    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    connect_timeout: int = Field(default=10, ge=1, le=300)
+    def _strip_slashes(cls, v: str | None) -> str | None:
+        return v.strip("/") if v else v
 
 
 def _parse_duration(v: Any) -> timedelta:
@@ -83,8 +77,9 @@ class Extraction(_Strict):
         default=None,
         description="SELECT with ${table}, ${last_sync}, ${window_start}, ${window_end} placeholders",
     )
-    primary_key: list[str] = Field(min_length=1)
-    incremental_column: str | None = None
+    primary_key: list[str] = Field(default_factory=list, description="required for database combs")
+    incremental_column: str | None = Field(
+        default=None, description="database: the window column; api: the cursor field of each record")
     lookback: Annotated[timedelta, Field(default=timedelta(hours=1))] = timedelta(hours=1)
     batch_size: int = Field(default=100_000, ge=1_000, le=5_000_000)
 
@@ -107,16 +102,21 @@ class Extraction(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Extraction:
-        if not self.table and not self.query_template:
-            raise ValueError("one of 'table' or 'query_template' is required")
         if self.query_template and "${table}" in self.query_template and not self.table:
             raise ValueError("query_template uses ${table} but 'table' is not set")
+        return self
+
+    def check_for_database(self) -> None:
+        """Database combs read windows of a table: they need more than the other types."""
+        if not self.table and not self.query_template:
+            raise ValueError("extraction: one of 'table' or 'query_template' is required")
+        if not self.primary_key:
+            raise ValueError("extraction: 'primary_key' is required for a database comb")
         if self.mode == "incremental":
             if not self.incremental_column:
-                raise ValueError("incremental mode needs 'incremental_column'")
+                raise ValueError("extraction: incremental mode needs 'incremental_column'")
             if not self.schedule:
-                raise ValueError("incremental mode needs a 'schedule' (its intervals are the windows)")
-        return self
+                raise ValueError("extraction: incremental mode needs a 'schedule' (its intervals are the windows)")
 
 
 Action = Literal["hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"]
@@ -227,13 +227,20 @@ class CombDefinition(_Strict):
 
     @model_validator(mode="after")
     def _supported(self) -> CombDefinition:
-        if (self.type, self.subtype) != ("database", "postgresql"):
-            raise ValueError(
-                f"type '{self.type}' / subtype '{self.subtype}' is not implemented yet "
-                "(available: database/postgresql)"
-            )
-        PostgresParameters.model_validate(self.configuration.connection.parameters)
+        from include.honeycomb.source_params import SUBTYPES, parameters_model
+
+        model = parameters_model(self.type, self.subtype)
+        if model is None:
+            known = ", ".join(f"{t}/{s}" for t, s in SUBTYPES)
+            raise ValueError(f"type '{self.type}' / subtype '{self.subtype}' is not available (available: {known})")
+        model.model_validate(self.configuration.connection.parameters)
         ex = self.configuration.extraction
+        if self.type == "database":
+            ex.check_for_database()
+            if not self.configuration.connection.vault_path:
+                raise ValueError("connection.vault_path is required for a database comb (its credentials)")
+        elif self.type == "api" and ex.mode == "incremental" and not ex.incremental_column:
+            raise ValueError("extraction: an incremental api comb needs 'incremental_column' (the cursor field)")
         plan = self.configuration.scrubbing
         for pk, action in plan.plan(ex.primary_key).items():
             if action not in ("hash", "tokenize"):
@@ -255,6 +262,18 @@ class CombDefinition(_Strict):
     @property
     def pg_parameters(self) -> PostgresParameters:
         return PostgresParameters.model_validate(self.configuration.connection.parameters)
+
+    @property
+    def parameters(self):
+        """connection.parameters as the subtype's typed model."""
+        from include.honeycomb.source_params import parameters_model
+
+        return parameters_model(self.type, self.subtype).model_validate(self.configuration.connection.parameters)
+
+    @property
+    def window_driven(self) -> bool:
+        """Database combs read a time window per run; the others resume from a checkpoint."""
+        return self.type == "database"
 
     @property
     def jar_name(self) -> str:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from include import storage
 from include.honeycomb.config import CombDefinition
-from include.honeycomb.postgres_source import SCRUBBED_FLAG, Credentials, stream_window
+from include.honeycomb.postgres_source import SCRUBBED_FLAG, Credentials
 from include.honeycomb.windows import OutputLocation, RunWindow, parse_interval_from_key
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,10 @@ def extract_to_file(
     from include.honeycomb.config import PUSHDOWN_ACTIONS
     from include.privacy.engine import Scrubber
 
+    if comb.subtype == "postgresql":
+        from include.honeycomb.postgres_source import stream_window
+    else:  # mysql / mariadb
+        from include.honeycomb.mysql_source import stream_window
     with stream_window(comb, creds, window, salt) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
         keep_idx = [i for i in range(len(schema)) if i != flag_idx]
@@ -142,10 +146,13 @@ def extract_to_staging(
     return {"bucket": loc.bucket, "staging_key": key, "window": window.as_dict(), **result}
 
 
-def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow") -> dict:
+def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow",
+            suffix: str = "") -> dict:
     """Move the staged object to the window's final key (overwriting a previous run's)."""
+    if staged.get("replay"):  # already published by this run's earlier, completed execution
+        return staged
     loc = OutputLocation.for_comb(comb, execution_type)
-    key = loc.final_key(window)
+    key = loc.final_key(window, suffix)
     c = storage.s3_client()
     c.copy_object(
         Bucket=loc.bucket, Key=key, CopySource={"Bucket": staged["bucket"], "Key": staged["staging_key"]},
@@ -157,6 +164,9 @@ def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_typ
     return ref
 
 
-def discard_staging(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> None:
+def discard_staging(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow",
+                    suffix: str = "") -> None:
     loc = OutputLocation.for_comb(comb, execution_type)
-    storage.delete(loc.bucket, loc.staging_key(window))
+    key = loc.staging_key(window, suffix)
+    storage.delete(loc.bucket, key)
+    storage.delete(loc.bucket, key + ".manifest.json")  # checkpointed combs' manifest

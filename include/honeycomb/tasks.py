@@ -4,6 +4,7 @@ TaskFlow tasks; tests and benchmarks call them directly."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from include.db import connect
@@ -54,12 +55,13 @@ def begin(
             catalog.record_failure(conn, ex_id, "begin", f"bad run parameters: {e}")
         raise RunParamsError(f"comb '{comb.name}': bad run parameters: {e}") from None
     with connect(dsn) as conn:
+        previous = None if comb.window_driven else catalog.completed_output(conn, comb_id, run_key)
         jar_id = catalog.ensure_jar(conn, comb, comb_id, execution_type, window)
         execution_id = catalog.start_execution(
             conn, comb_id, execution_type, jar_id, run_key,
             {"dag_id": dag_id, "run_id": run_key, "window": window.as_dict(), "params": params},
         )
-    return {
+    run = {
         "comb": comb.name,
         "comb_id": comb_id,
         "jar_id": jar_id,
@@ -67,6 +69,16 @@ def begin(
         "execution_type": execution_type,
         "window": window.as_dict(),
     }
+    if not comb.window_driven:
+        # Two runs of one interval (a manual run beside the scheduled one) read different data
+        # (each resumes from the checkpoint): their outputs must not overwrite each other.
+        run["output_suffix"] = "__run" + hashlib.sha256(run_key.encode()).hexdigest()[:10]
+        if previous:
+            # This run completed before and moved the checkpoint: its data is the output it
+            # published. A rerun republishes that output instead of reading past the checkpoint
+            # (which would replace it with newer data and lose it).
+            run["replay"] = previous
+    return run
 
 
 def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) -> dict:
@@ -74,6 +86,15 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
     with connect(dsn) as conn:
         doc_id = catalog.load_output_into_jar(conn, run["jar_id"], comb, output, run["execution_id"])
         catalog.complete_execution(conn, run["execution_id"], output, doc_id)
+        if not comb.window_driven and not output.get("replay"):
+            # checkpoint + file ledger move with the completion, atomically
+            from include.honeycomb.checkpointed import commit
+
+            manifest = commit(conn, comb, run, output)
+        elif output.get("replay"):
+            from include.honeycomb.checkpointed import mark_replayed
+
+            mark_replayed(conn, run)
         jar = conn.execute(
             "SELECT id, name, document_count FROM honey_jars WHERE id = %s", (run["jar_id"],)
         ).fetchone()
@@ -85,6 +106,8 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
         "uri": output["uri"],
         "records_processed": output["records_processed"],
         "records_scrubbed": output["records_scrubbed"],
+        "records_rejected": output.get("records_rejected", 0),
+        "checkpoint": manifest["checkpoint"] if not comb.window_driven and not output.get("replay") else None,
     }
 
 
@@ -97,4 +120,4 @@ def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = No
         return
     with connect(dsn) as conn:
         catalog.record_failure(conn, run["execution_id"], "finalize", "a step failed (see task logs)")
-    discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"])
+    discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"], run.get("output_suffix", ""))

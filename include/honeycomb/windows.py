@@ -132,11 +132,13 @@ class OutputLocation:
     def partition_prefix(self, t: datetime) -> str:
         return f"{self.prefix}/year={t:%Y}/month={t:%m}/"
 
-    def final_key(self, window: RunWindow) -> str:
-        return f"{self.partition_prefix(window.partition_time)}{self.comb}__{window.tag}.parquet"
+    def final_key(self, window: RunWindow, suffix: str = "") -> str:
+        """`suffix` (checkpointed combs: a hash of the run id) keeps two runs of one interval apart:
+        their data differ (each resumes where the other stopped)."""
+        return f"{self.partition_prefix(window.partition_time)}{self.comb}__{window.tag}{suffix}.parquet"
 
-    def staging_key(self, window: RunWindow) -> str:
-        return f"_staging/{self.prefix}/{self.comb}__{window.tag}.parquet"
+    def staging_key(self, window: RunWindow, suffix: str = "") -> str:
+        return f"_staging/{self.prefix}/{self.comb}__{window.tag}{suffix}.parquet"
 
     def months_between(self, start: datetime, end: datetime) -> list[str]:
         out, y, m = [], start.year, start.month

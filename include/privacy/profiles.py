@@ -28,6 +28,7 @@ FIELD_ENTITIES: list[tuple[str, str]] = [
     ("*card_number*", "CREDIT_CARD"), ("*credit_card*", "CREDIT_CARD"), ("pan", "CREDIT_CARD"),
     ("*iban*", "IBAN_CODE"), ("*account_number*", "BANK_ACCOUNT"), ("*routing*", "BANK_ACCOUNT"),
     ("*ip_address*", "IP_ADDRESS"), ("*source_ip*", "IP_ADDRESS"), ("*client_ip*", "IP_ADDRESS"), ("ip", "IP_ADDRESS"),
+    ("*_ip", "IP_ADDRESS"), ("ip_*", "IP_ADDRESS"),
     ("*mrn*", "MEDICAL_RECORD_NUMBER"), ("*medical_record*", "MEDICAL_RECORD_NUMBER"),
     ("*health_plan*", "HEALTH_PLAN_ID"), ("*insurance_id*", "HEALTH_PLAN_ID"),
     ("*full_name*", "PERSON"), ("first_name", "PERSON"), ("last_name", "PERSON"), ("*patient_name*", "PERSON"),

@@ -29,6 +29,17 @@ def output_asset(comb: CombDefinition) -> Asset:
     return Asset(uri=f"s3://{bucket}/{(out.prefix or comb.name).strip('/')}/", name=f"honey_comb_output__{comb.name}")
 
 
+def _source_label(comb: CombDefinition) -> str:
+    p = comb.configuration.connection.parameters
+    if comb.type == "database":
+        return comb.configuration.extraction.table or "query_template"
+    if comb.type == "api":
+        return f"{p.get('base_url', '')}{p.get('endpoint', '')}"
+    if comb.type == "file_system":
+        return p.get("path") or f"s3://{p.get('bucket')}/{p.get('prefix', '')}"
+    return f"{comb.subtype}:{p.get('stream')}"
+
+
 def comb_params(comb: CombDefinition) -> dict[str, Param]:
     return {
         "mode": Param(
@@ -66,7 +77,7 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
         tags=["honey_comb", comb.type, comb.subtype, *comb.tags],
         doc_md=(
             f"**Honey comb `{comb.name}`** ({comb.type}/{comb.subtype}, {comb.execution_type}).\n\n"
-            f"Source `{ex.table or 'query_template'}`, mode `{ex.mode}`, schedule `{ex.schedule}`. "
+            f"Source `{_source_label(comb)}`, mode `{ex.mode}`, schedule `{ex.schedule}`. "
             "Definition: `include/combs/" + comb.name + ".yaml`."
         ),
     ) as dag:
@@ -119,7 +130,25 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
             finalize_failed(load_comb(comb.name), run, dsn=app_dsn())
             raise AirflowFailException(f"honey comb '{comb.name}' run failed: see the failed step's log")
 
-        [staged, published, loaded] >> finalize_on_failure(run)
+        steps = [staged, published, loaded]
+        if comb.type == "stream" and comb.subtype == "redis_streams":
+
+            @task(multiple_outputs=False)
+            def acknowledge(run: dict) -> int:
+                """Acknowledge the messages the committed checkpoint covers: only now is their
+                output durable (published and registered)."""
+                from include.honeycomb.checkpointed import acknowledge as ack
+                from sting_airflow.hooks import HoneyCombVaultHook, app_dsn
+
+                c = load_comb(comb.name)
+                path = c.configuration.connection.vault_path
+                secret = HoneyCombVaultHook().get_comb_secret(path) if path else None
+                return ack(c, run, secret, dsn=app_dsn())
+
+            acked = acknowledge(run)
+            loaded >> acked
+            steps.append(acked)
+        steps >> finalize_on_failure(run)
     return dag
 
 

@@ -43,7 +43,8 @@ def _record_failure(execution_id: str | None, step: str, err: BaseException, dsn
 
 
 class HoneyCombExtractOperator(BaseOperator):
-    """Extract one window of a database comb, scrubbed at the source, into a staging object.
+    """Extract a comb run into a staging object: a database comb's window (scrubbed at the
+    source), or what a checkpointed comb (api, file_system, stream) has beyond its checkpoint.
 
     :param comb_name: the comb (its definition file is `include/combs/<comb_name>.yaml`)
     :param run: the run descriptor from the begin step (execution id, window); templated, so an
@@ -72,8 +73,6 @@ class HoneyCombExtractOperator(BaseOperator):
         try:
             vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
             path = comb.configuration.connection.vault_path
-            creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
-            mask_secret(creds.password)  # redacted from task logs should anything print it
             scrub = comb.configuration.scrubbing
             # The salt is always fetched (profiles may hash any column); tokenize needs the vault keys.
             salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
@@ -86,6 +85,16 @@ class HoneyCombExtractOperator(BaseOperator):
                 mask_secret(keys["hmac_key"])
                 mask_secret(keys["fernet_key"])
                 token_vault = TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+            if not comb.window_driven:  # api, file_system, stream: resume from the checkpoint
+                from include.honeycomb.checkpointed import extract_to_staging as extract_checkpointed
+
+                secret = vault.get_comb_secret(path) if path else None
+                for k, v in (secret or {}).items():
+                    if v and any(w in k.lower() for w in ("password", "token", "key", "secret")):
+                        mask_secret(str(v))
+                return extract_checkpointed(comb, run, secret, salt, token_vault, app_dsn())
+            creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
+            mask_secret(creds.password)  # redacted from task logs should anything print it
             return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"], token_vault)
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
@@ -119,7 +128,8 @@ class HoneyCombParquetOutputOperator(BaseOperator):
 
         comb = load_comb(self.comb_name)
         try:
-            return publish(comb, window_from(self.run), self.staged, self.run["execution_type"])
+            return publish(comb, window_from(self.run), self.staged, self.run["execution_type"],
+                           self.run.get("output_suffix", ""))
         except Exception as e:
             _record_failure(self.run.get("execution_id"), "write_parquet", e, app_dsn())
             raise

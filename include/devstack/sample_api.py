@@ -1,0 +1,144 @@
+"""A small REST API of threat indicators, the sample source of the `api` comb (and a real HTTP
+server for the tests): API-key auth, four pagination styles, incremental filtering, and a rate
+limit that answers 429 with Retry-After.
+
+    python -m include.devstack.sample_api --port 8765
+
+GET /v1/indicators/{offset|page|cursor|link}?updated_since=...  header X-API-Key: <key>
+  offset: ?limit=&offset=   page: ?limit=&page= (1-based)   cursor: ?limit=&cursor= (body next_cursor)
+  link: ?limit=&after= with an RFC 8288 `Link: <...>; rel="next"` header.
+Records are sorted by (updated_at, id); `updated_since` is inclusive (>=), as many APIs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+DEFAULT_KEY = "sample-api-key"
+
+
+def sample_records(n: int = 250) -> list[dict]:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    kinds = ["ipv4", "domain", "sha256", "url"]
+    out = []
+    for i in range(1, n + 1):
+        kind = kinds[i % 4]
+        value = {"ipv4": f"203.0.113.{i % 250}", "domain": f"bad{i}.example.net",
+                 "sha256": f"{i:064x}", "url": f"http://bad{i}.example.net/x"}[kind]
+        out.append({
+            "id": i, "type": kind, "value": value, "confidence": 50 + i % 50,
+            "reporter_email": f"analyst{i % 7}@sting-ce.com", "reporter_ip": f"198.51.100.{i % 200}",
+            "description": f"Seen by honey jar {i % 5} scanning port {[22, 23, 80, 443][i % 4]}; "
+                           f"contact analyst{i % 7}@sting-ce.com or +1 415 555 {1000 + i:04d}.",
+            "updated_at": (t0 + timedelta(minutes=7 * i)).isoformat().replace("+00:00", "Z"),
+        })
+    return out
+
+
+class SampleAPI:
+    """State of one server: records, key, rate limit and failure injection (for tests)."""
+
+    def __init__(self, records: list | None = None, api_key: str | None = DEFAULT_KEY, rate_limit_every: int = 0,
+                 fail_first: int = 0, fail_status: int = 429):
+        self.records = records if records is not None else sample_records()
+        self.api_key = api_key
+        self.rate_limit_every = rate_limit_every  # every Nth request answers 429 (0 = never)
+        self.fail_first = fail_first  # the first N requests answer fail_status
+        self.fail_status = fail_status
+        self.requests = 0
+        self.log: list[tuple[int, str]] = []
+        self.lock = threading.Lock()
+
+    def sorted_records(self, since: str | None) -> list:
+        def key(r):
+            return (str(r.get("updated_at")) if isinstance(r, dict) else "", r.get("id", 0) if isinstance(r, dict) else 0)
+        rs = sorted(self.records, key=key)
+        if since:
+            rs = [r for r in rs if not isinstance(r, dict) or str(r.get("updated_at", "")) >= since]
+        return rs
+
+
+def make_handler(api: SampleAPI):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):  # quiet
+            pass
+
+        def _send(self, status: int, body, headers: dict | None = None):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802
+            with api.lock:
+                api.requests += 1
+                n = api.requests
+            u = urlsplit(self.path)
+            q = {k: v[0] for k, v in parse_qs(u.query).items()}
+            if n <= api.fail_first:
+                api.log.append((api.fail_status, self.path))
+                return self._send(api.fail_status, {"error": "injected failure"}, {"Retry-After": "0"})
+            if api.rate_limit_every and n % api.rate_limit_every == 0:
+                api.log.append((429, self.path))
+                return self._send(429, {"error": "rate limited"}, {"Retry-After": "1"})
+            if api.api_key and self.headers.get("X-API-Key") != api.api_key:
+                api.log.append((401, self.path))
+                return self._send(401, {"error": "missing or wrong X-API-Key"})
+            parts = u.path.strip("/").split("/")
+            if parts[:2] != ["v1", "indicators"] or len(parts) != 3:
+                return self._send(404, {"error": f"no such path {u.path}"})
+            style = parts[2]
+            rs = api.sorted_records(q.get("updated_since"))
+            limit = int(q.get("limit", 50))
+            api.log.append((200, self.path))
+            if style == "offset":
+                off = int(q.get("offset", 0))
+                return self._send(200, {"data": rs[off:off + limit], "total": len(rs)})
+            if style == "page":
+                page = int(q.get("page", 1))
+                return self._send(200, {"data": rs[(page - 1) * limit: page * limit]})
+            if style == "cursor":
+                start = int(q.get("cursor", 0))
+                nxt = start + limit if start + limit < len(rs) else None
+                return self._send(200, {"data": rs[start:start + limit], "meta": {"next_cursor": nxt}})
+            if style == "link":
+                after = int(q.get("after", 0))
+                headers = {}
+                if after + limit < len(rs):
+                    nq = {**q, "after": after + limit, "limit": limit}
+                    headers["Link"] = f'<{u.path}?{urlencode(nq)}>; rel="next"'
+                return self._send(200, rs[after:after + limit], headers)
+            return self._send(404, {"error": f"unknown pagination style {style}"})
+
+    return Handler
+
+
+def serve(api: SampleAPI, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Start in a thread; returns (server, thread). server.server_address has the port."""
+    srv = ThreadingHTTPServer((host, port), make_handler(api))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    return srv, t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--rate-limit-every", type=int, default=4)
+    a = ap.parse_args()
+    srv = ThreadingHTTPServer((a.host, a.port), make_handler(SampleAPI(rate_limit_every=a.rate_limit_every)))
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The data path of checkpointed combs (api, file_system, stream): read from the committed
+checkpoint, scrub with the privacy engine (the same Scrubber as every other path), write one
+Parquet object to staging, and a manifest next to it (the checkpoint to commit, the file ledger
+rows, the rejects). XCom carries only the references.
+
+The checkpoint moves in `commit()`, in the same transaction that registers the published output
+and completes the execution: a run that fails or is killed before that leaves the checkpoint
+alone, so its rerun reads the same data again; a rerun never re-delivers what a committed run
+delivered. Streams acknowledge after that commit (`acknowledge()`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow.parquet as pq
+from psycopg.types.json import Jsonb
+
+from include import storage
+from include.db import connect
+from include.honeycomb.config import CombDefinition
+from include.honeycomb.sources import Extract, unify
+from include.honeycomb.windows import OutputLocation, RunWindow
+
+log = logging.getLogger(__name__)
+
+
+def is_snapshot(run: dict) -> bool:
+    """Snapshots (extraction mode snapshot, or a snapshot_generation run) read the whole source
+    and neither read nor move the checkpoint."""
+    return run["window"]["mode"] == "snapshot" or run["execution_type"] == "snapshot_generation"
+
+
+def read_checkpoint(conn, comb_id: str) -> dict | None:
+    row = conn.execute("SELECT state FROM honey_comb_checkpoints WHERE comb_id = %s", (comb_id,)).fetchone()
+    return row["state"] if row else None
+
+
+def taken_files(conn, comb_id: str) -> set[tuple[str, int, str]]:
+    rows = conn.execute("SELECT path, size, checksum FROM honey_comb_files WHERE comb_id = %s", (comb_id,))
+    return {(r["path"], r["size"], r["checksum"]) for r in rows}
+
+
+class CheckpointConflict(RuntimeError):
+    pass
+
+
+def read_source(comb: CombDefinition, run: dict, secret: dict | None, dsn: str | None = None) -> Extract:
+    window = RunWindow.from_dict(run["window"])
+    snapshot = is_snapshot(run)
+    state, taken = None, set()
+    if not snapshot:
+        with connect(dsn) as conn:
+            state = read_checkpoint(conn, run["comb_id"])
+            if comb.type == "file_system":
+                taken = taken_files(conn, run["comb_id"])
+    if comb.type == "file_system":
+        from include.honeycomb.sources import files
+
+        ex = files.read(comb, taken, snapshot)
+    elif comb.type == "api":
+        from include.honeycomb.sources import api
+
+        ex = api.read(comb, secret, state, snapshot)
+    elif comb.subtype == "redis_streams":
+        from include.honeycomb.sources import streams
+
+        ex = streams.read_redis(comb, secret, state, window, snapshot)
+    elif comb.subtype == "nats_jetstream":
+        from include.honeycomb.sources import streams
+
+        ex = streams.read_nats(comb, secret, state, window, snapshot)
+    else:
+        raise ValueError(f"comb '{comb.name}': no checkpointed source for {comb.type}/{comb.subtype}")
+    ex.info["checkpoint_before"] = state
+    return ex
+
+
+def scrubber_for(comb: CombDefinition, salt: str | None, token_vault=None):
+    from include.privacy.engine import Scrubber
+
+    s = comb.configuration.scrubbing
+    if not s.enabled:  # secrets are still redacted: Scrubber always does that
+        return Scrubber(salt=salt)
+    return Scrubber(profile=s.profile_id, custom_rules=[r.model_dump(exclude_none=True) for r in s.custom_rules],
+                    salt=salt, token_vault=token_vault, text_fields=list(s.text_fields))
+
+
+def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, salt: str | None,
+                       token_vault=None, dsn: str | None = None) -> dict:
+    window = RunWindow.from_dict(run["window"])
+    if run.get("replay"):
+        prev = run["replay"]
+        if not storage.exists(prev["bucket"], prev["key"]):
+            raise RuntimeError(f"comb '{comb.name}': this run completed before, but its output "
+                               f"{prev['uri']} is gone; its data cannot be read again from the checkpoint")
+        log.info("comb %s: run completed before; republishing its output %s", comb.name, prev["uri"])
+        return dict(prev)
+    loc = OutputLocation.for_comb(comb, run["execution_type"])
+    suffix = run.get("output_suffix", "")
+    key = loc.staging_key(window, suffix)
+    ex = read_source(comb, run, secret, dsn)
+    table = unify(ex.tables)
+    scrubbed, report = scrubber_for(comb, salt, token_vault).scrub_table(table)
+    out = comb.configuration.output
+    compression = None if out.compression == "none" else out.compression
+    try:
+        with storage.arrow_fs().open_output_stream(f"{loc.bucket}/{key}") as stream:
+            sink = storage.HashingSink(stream)
+            pq.write_table(scrubbed, sink, compression=compression)
+        manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
+                    "info": ex.info}
+        storage.s3_client().put_object(Bucket=loc.bucket, Key=key + ".manifest.json",
+                                       Body=json.dumps(manifest, default=str).encode())
+    except BaseException:
+        for k in (key, key + ".manifest.json"):
+            try:
+                storage.delete(loc.bucket, k)
+            except Exception:
+                pass
+        raise
+    for r in ex.rejects:
+        log.warning("comb %s: rejected %s", comb.name, r["error"])
+    log.info("comb %s: %d records (%d scrubbed), %d rejected, staged at s3://%s/%s; %s", comb.name,
+             scrubbed.num_rows, report["records_scrubbed"], ex.rejected, loc.bucket, key, ex.info)
+    return {
+        "bucket": loc.bucket, "staging_key": key, "manifest_key": key + ".manifest.json",
+        "window": window.as_dict(),
+        "records_processed": scrubbed.num_rows,
+        "records_scrubbed": report["records_scrubbed"],
+        "records_rejected": ex.rejected,
+        "duplicates_skipped": ex.info.get("already_delivered", 0),
+        "columns": [{"name": f.name, "type": str(f.type)} for f in scrubbed.schema],
+        "scrub_plan": {c: v["action"] for c, v in report["columns"].items()},
+        "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "source_info": ex.info,
+    }
+
+
+def read_manifest(output: dict) -> dict:
+    body = storage.s3_client().get_object(Bucket=output["bucket"], Key=output["manifest_key"])["Body"].read()
+    return json.loads(body)
+
+
+def commit(conn, comb: CombDefinition, run: dict, output: dict) -> dict:
+    """In the caller's transaction (with the jar load and the execution's completion): move the
+    checkpoint, record the files taken or rejected, and keep the rejects in the audit row."""
+    manifest = read_manifest(output)
+    if not is_snapshot(run):
+        if manifest["checkpoint"] is not None:
+            current = conn.execute(
+                "SELECT state, execution_id::text AS execution_id FROM honey_comb_checkpoints "
+                "WHERE comb_id = %s FOR UPDATE", (run["comb_id"],)).fetchone()
+            before = manifest["info"].get("checkpoint_before")
+            if current and current["execution_id"] != run["execution_id"] and current["state"] != before:
+                raise CheckpointConflict(
+                    f"comb '{comb.name}': the checkpoint moved since this run read the source (another run "
+                    f"committed {current['state']}, this run started from {before}); rerun the whole run")
+            conn.execute(
+                """INSERT INTO honey_comb_checkpoints (comb_id, state, execution_id) VALUES (%s, %s, %s)
+                   ON CONFLICT (comb_id) DO UPDATE SET state = EXCLUDED.state,
+                       execution_id = EXCLUDED.execution_id, updated_at = NOW()""",
+                (run["comb_id"], Jsonb(manifest["checkpoint"]), run["execution_id"]))
+        for f in manifest["files"]:
+            conn.execute(
+                """INSERT INTO honey_comb_files (comb_id, path, size, checksum, status, records, error, execution_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (comb_id, path, size, checksum) DO UPDATE SET status = EXCLUDED.status,
+                       records = EXCLUDED.records, error = EXCLUDED.error, execution_id = EXCLUDED.execution_id,
+                       taken_at = NOW()""",
+                (run["comb_id"], f["path"], f["size"], f["checksum"], f["status"], f["records"], f["error"],
+                 run["execution_id"]))
+    conn.execute(
+        "UPDATE honey_comb_executions SET metadata = metadata || %s WHERE id = %s",
+        (Jsonb({"committed": True, "records_rejected": manifest["rejected"], "rejects": manifest["rejects"],
+                "source": manifest["info"], "checkpoint": manifest["checkpoint"]}), run["execution_id"]))
+    return manifest
+
+
+def mark_replayed(conn, run: dict) -> None:
+    conn.execute("UPDATE honey_comb_executions SET metadata = metadata || %s WHERE id = %s",
+                 (Jsonb({"committed": True, "replayed": True}), run["execution_id"]))
+
+
+def acknowledge(comb: CombDefinition, run: dict, secret: dict | None, dsn: str | None = None) -> int:
+    """Streams: acknowledge what the committed checkpoint covers (after the output is durable)."""
+    if comb.subtype != "redis_streams" or is_snapshot(run):
+        return 0
+    from include.honeycomb.sources import streams
+
+    with connect(dsn) as conn:
+        state = read_checkpoint(conn, run["comb_id"])
+    n = streams.ack_redis(comb, secret, state)
+    log.info("comb %s: acknowledged %d message(s) up to %s", comb.name, n, (state or {}).get("last_id"))
+    return n
+

@@ -1,0 +1,95 @@
+"""Checkpointed comb sources (api, file_system, stream). Each reads from a checkpoint (or, for a
+snapshot, from the beginning) and returns an `Extract`: Arrow tables of raw records, the records
+or files it rejected (with the reason and a reference, never the content), and the checkpoint to
+commit once the output is durable. The pipeline (include/honeycomb/checkpointed.py) scrubs and
+writes them; nothing here persists data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+MAX_REJECTS_LISTED = 200
+
+
+class SourceReadError(RuntimeError):
+    """The source could not be read at all (unreachable, bad credentials): the run fails and retries."""
+
+
+@dataclass
+class Extract:
+    tables: list[pa.Table] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    rejected: int = 0
+    state: dict | None = None  # checkpoint after this run; None leaves it unchanged
+    files: list[dict] = field(default_factory=list)  # file ledger rows (file_system)
+    info: dict = field(default_factory=dict)
+
+    def reject(self, ref: str, error: str) -> None:
+        self.rejected += 1
+        if len(self.rejects) < MAX_REJECTS_LISTED:
+            self.rejects.append({"ref": ref, "error": error[:500]})
+
+    @property
+    def num_rows(self) -> int:
+        return sum(t.num_rows for t in self.tables)
+
+
+def _jsonable(v: Any) -> Any:
+    return v if isinstance(v, (str, int, float, bool, type(None))) else json.dumps(v, default=str, sort_keys=True)
+
+
+def records_to_table(records: list[dict]) -> pa.Table:
+    """JSON-like records to Arrow. Nested objects become structs (rules reach them by dotted
+    path). A field whose values disagree in type across records (a number here, a string there)
+    is kept as text rather than failing the batch."""
+    if not records:
+        return pa.table({})
+    try:
+        return pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        pass
+    keys: dict[str, None] = {}
+    for r in records:
+        keys.update(dict.fromkeys(r))
+    cols = {}
+    for k in keys:
+        vals = [r.get(k) for r in records]
+        try:
+            cols[k] = pa.array(vals)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            cols[k] = pa.array([None if v is None else str(_jsonable(v)) for v in vals], pa.string())
+    return pa.table(cols)
+
+
+def parse_json_record(raw: bytes | str, ref: str) -> dict:
+    """One JSON object, or ValueError naming the reference."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{ref}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{ref}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def unify(tables: list[pa.Table]) -> pa.Table:
+    tables = [t for t in tables if t.num_columns]
+    if not tables:
+        return pa.table({})
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Same column, irreconcilable types across files/pages: fall back to text for those.
+        names = list(dict.fromkeys(n for t in tables for n in t.column_names))
+        types: dict[str, set] = {n: {t.schema.field(n).type for t in tables if n in t.column_names} for n in names}
+        fixed = []
+        for t in tables:
+            cols = {n: (pa.compute.cast(t.column(n), pa.string()) if len(types[n]) > 1 and n in t.column_names
+                        else t.column(n)) for n in t.column_names}
+            fixed.append(pa.table(cols))
+        return pa.concat_tables(fixed, promote_options="permissive")
