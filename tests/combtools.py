@@ -113,3 +113,12 @@ def execution(run: dict) -> dict:
 
     with connect() as conn:
         return conn.execute("SELECT * FROM honey_comb_executions WHERE id = %s", (run["execution_id"],)).fetchone()
+
+
+def extract_only(name: str, run_key: str) -> tuple[dict, dict]:
+    """begin + extract of a run that then dies (no publish, no load: no commit)."""
+    from include.honeycomb.tasks import begin
+    from sting_airflow.operators import HoneyCombExtractOperator, load_comb
+
+    run = begin(load_comb(name), run_key=run_key)
+    return run, HoneyCombExtractOperator(task_id="extract", comb_name=name, run=run).execute({})

@@ -80,7 +80,6 @@ def test_api_paginates_and_scrubs(combs_dir, api_server, style):
     # gdpr: reporter emails hashed, reporter IPs anonymised, PII in free text replaced
     assert all(len(v) == 64 for v in t.column("reporter_email").to_pylist())
     assert all(v.endswith(".0") for v in t.column("reporter_ip").to_pylist())
-    text = " ".join(t.column("description").to_pylist())
     leaked = [v for v in t.column("description").to_pylist() if "@" in v or "415 555" in v]
     assert not leaked, leaked[:3]
     assert r["loaded"]["checkpoint"]["cursor"] == sample_records()[-1]["updated_at"]
