@@ -44,6 +44,7 @@ class Settings:
     mysql_host: str = "127.0.0.1"
     mysql_port: int = 3306
     nats_url: str = "nats://127.0.0.1:4222"
+    sample_api_url: str = "http://127.0.0.1:8765"
 
     @property
     def app_dsn(self) -> str:
@@ -76,4 +77,5 @@ def get_settings() -> Settings:
         mysql_host=_env("STING_MYSQL_HOST", "127.0.0.1"),
         mysql_port=int(_env("STING_MYSQL_PORT", "3306")),
         nats_url=_env("STING_NATS_URL", "nats://127.0.0.1:4222"),
+        sample_api_url=_env("STING_SAMPLE_API_URL", "http://127.0.0.1:8765"),
     )

@@ -79,14 +79,30 @@ def ingest_sample_documents(api: AirflowAPI) -> str:
 
 
 def main() -> int:
+    from include.devstack.sample_data import SAMPLE_STREAM, publish_sample_events, write_sample_landing
+    from include.settings import REPO_ROOT
+
     api = AirflowAPI()
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    started = datetime.now(UTC)
+    end = started.replace(minute=0, second=0, microsecond=0)
+    landing = REPO_ROOT / ".stack" / "landing" / "sessions"
+    files = write_sample_landing(landing)
+    print(f"landing folder {landing}: {len(files)} session exports (one with a malformed line)")
+    print(f"redis stream {SAMPLE_STREAM}: {publish_sample_events()} messages after publishing 200 (one malformed)")
     runs = {
-        # incremental comb: the last 3 days as one explicit window (the sample rows span them)
+        # database/postgresql, incremental: the last 3 days as one explicit window
         "honey_comb__sample_customers": {"window_start": (end - timedelta(days=3)).isoformat(),
                                          "window_end": end.isoformat()},
-        # snapshot comb: the whole table into a new jar
+        # database/postgresql, snapshot_generation: the whole table into a new jar
         "honey_comb__sample_support_tickets": {},
+        # database/mariadb: a snapshot of the whole inventory into the comb's jar
+        "honey_comb__sample_assets_mariadb": {"mode": "snapshot"},
+        # api/rest: what the feed has beyond the checkpoint (all of it on the first run)
+        "honey_comb__sample_threat_feed_api": {},
+        # file_system/local: files not taken before
+        "honey_comb__sample_sessions_files": {},
+        # stream/redis_streams: new messages, acknowledged after the output is committed
+        "honey_comb__sample_events_stream": {},
     }
     triggered = {}
     for dag_id, conf in runs.items():
@@ -100,22 +116,33 @@ def main() -> int:
         r = api.wait_run(dag_id, run_id, timeout=600)
         print(f"{dag_id} {run_id}: {r['state']}")
         ok &= r["state"] == "success"
+    # Unpausing also starts each DAG's latest scheduled interval (catchup off): it may run before
+    # or after the manual run and take the new data first. Wait for those too and show every run.
+    deadline = time.time() + 600
+    while time.time() < deadline and any(
+            x["state"] not in ("success", "failed") for d in triggered for x in api.runs(d)):
+        time.sleep(2)
     print()
     with connect() as conn:
         rows = conn.execute(
             """
-            SELECT c.name AS comb, e.status, e.records_processed, e.records_scrubbed, e.error_message,
-                   j.name AS jar, j.document_count, e.metadata->'output'->>'uri' AS uri,
-                   COALESCE((e.metadata->>'duplicates_skipped')::int, 0) AS already
+            SELECT c.name AS comb, c.type, c.subtype, e.run_key, e.status, e.records_processed, e.records_scrubbed,
+                   e.error_message, j.name AS jar, j.document_count, e.metadata->'output'->>'uri' AS uri,
+                   COALESCE((e.metadata->>'duplicates_skipped')::int, 0) AS already,
+                   COALESCE((e.metadata->>'records_rejected')::int, 0) AS rejected, e.metadata->'rejects' AS rejects
               FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
               LEFT JOIN honey_jars j ON j.id = e.target_honey_jar_id
-             WHERE e.run_key = ANY(%s)
+             WHERE c.name = ANY(%s) AND e.started_at >= %s ORDER BY c.type, c.name, e.started_at
             """,
-            (list(triggered.values()),),
+            ([d.removeprefix("honey_comb__") for d in triggered], started),
         ).fetchall()
     for row in rows:
-        print(f"comb {row['comb']}: {row['status']}, {row['records_processed']} rows "
-              f"({row['records_scrubbed']} scrubbed; {row['already']} already delivered by earlier runs, skipped)")
+        print(f"comb {row['comb']} ({row['type']}/{row['subtype']}) run {row['run_key']}:\n  {row['status']}, "
+              f"{row['records_processed']} "
+              f"rows ({row['records_scrubbed']} scrubbed; {row['already']} already delivered, skipped; "
+              f"{row['rejected']} rejected)")
+        for rej in (row["rejects"] or [])[:2]:
+            print(f"  rejected: {rej['error'][:140]}")
         print(f"  parquet: {row['uri']}")
         print(f"  honey jar: '{row['jar']}' with {row['document_count']} document(s)")
         if row["error_message"]:
@@ -137,10 +164,11 @@ def main() -> int:
     ok &= all(d["processing_status"] == "completed" for d in docs) and bool(result["results"])
 
     bucket = get_settings().comb_output_bucket
-    for comb in ("sample_customers", "sample_support_tickets"):
+    for comb in ("sample_customers", "sample_support_tickets", "sample_assets_mariadb", "sample_threat_feed_api",
+                 "sample_sessions_files", "sample_events_stream"):
         keys = [o["Key"] for o in storage.list_keys(bucket, f"{comb}/")]
         print(f"\nParquet objects of comb {comb} in s3://{bucket}: {len(keys)}")
-        for k in keys[-5:]:
+        for k in keys[-3:]:
             print(f"  {k}")
     return 0 if ok else 1
 

