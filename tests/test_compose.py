@@ -24,7 +24,8 @@ SETTING_ENV = {
     "s3_region": "AWS_DEFAULT_REGION", "comb_output_bucket": "STING_COMB_OUTPUT_BUCKET", "redis_url": "STING_REDIS_URL",
     "chroma_host": "STING_CHROMA_HOST", "chroma_port": "STING_CHROMA_PORT", "airflow_url": "STING_AIRFLOW_URL",
 }
-LOCAL_ONLY = {"sample_source_db", "stack_dir"}
+# Used by the local stack and the tests only (sample sources); production combs name their own hosts.
+LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url"}
 
 
 def test_settings_map_is_complete():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,35 @@ def test_rule_order_and_globs():
     comb = parse_comb(BASE, env={})
     plan = comb.configuration.scrubbing.plan(["id", "email", "ssn", "phone_mobile", "phone_home", "notes"])
     assert plan == {"email": "hash", "ssn": "remove", "phone_mobile": "mask", "phone_home": "mask", "notes": "text"}
+
+
+def _minimal(type_: str, subtype: str, parameters: dict, **extraction) -> dict:
+    return {"name": "x", "type": type_, "subtype": subtype,
+            "configuration": {"connection": {"parameters": parameters},
+                              "extraction": {"mode": "incremental", "schedule": "@hourly", **extraction}}}
+
+
+@pytest.mark.parametrize("raw, message", [
+    (_minimal("stream", "kafka", {}), "type 'stream' / subtype 'kafka' is not available"),
+    (_minimal("file_system", "local", {"pattern": "*.csv"}), "parameters.path: required for file_system/local"),
+    (_minimal("file_system", "s3", {"prefix": "in/"}), "parameters.bucket: required for file_system/s3"),
+    (_minimal("api", "rest", {"base_url": "http://x"}), "incremental api comb needs 'incremental_column'"),
+    (_minimal("api", "rest", {"base_url": "ftp://x"}, incremental_column="t"), "base_url"),
+    (_minimal("api", "rest", {"base_url": "http://x", "pagination": {"type": "scroll"}}, incremental_column="t"),
+     "pagination.type"),
+    (_minimal("stream", "redis_streams", {"stream": "s", "mode": "replay"}), "mode"),
+    (_minimal("database", "mariadb", {"host": "h", "database": "d"}, table="t", primary_key=["id"],
+              incremental_column="u"), "vault_path: required for a database comb"),
+])
+def test_source_types_validate_their_parameters(raw, message):
+    with pytest.raises(CombConfigError, match=re.escape(message)):
+        parse_comb(raw, "x.yaml", env={})
+
+
+def test_every_sample_comb_is_valid():
+    from include.honeycomb.config import comb_files, load_comb_file
+
+    combs = [load_comb_file(p, env={}) for p in comb_files()]
+    assert {(c.type, c.subtype) for c in combs} >= {("database", "postgresql"), ("database", "mariadb"),
+                                                    ("api", "rest"), ("file_system", "local"),
+                                                    ("stream", "redis_streams")}

@@ -238,7 +238,12 @@ class CombDefinition(_Strict):
         if self.type == "database":
             ex.check_for_database()
             if not self.configuration.connection.vault_path:
-                raise ValueError("connection.vault_path is required for a database comb (its credentials)")
+                raise ValueError("configuration.connection.vault_path: required for a database comb (its credentials)")
+        elif self.type == "file_system":
+            params = self.configuration.connection.parameters
+            need = "path" if self.subtype == "local" else "bucket"
+            if not params.get(need):
+                raise ValueError(f"configuration.connection.parameters.{need}: required for file_system/{self.subtype}")
         elif self.type == "api" and ex.mode == "incremental" and not ex.incremental_column:
             raise ValueError("extraction: an incremental api comb needs 'incremental_column' (the cursor field)")
         plan = self.configuration.scrubbing
