@@ -334,6 +334,10 @@ def seed() -> list[str]:
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
     out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")
     out.append(register_combs())
+    from include.honeycomb.templates import seed_system_templates
+
+    with connect() as conn:
+        out.append(f"comb templates (public): {', '.join(seed_system_templates(conn))}")
     from include.documents import vectorstore
 
     for name in (vectorstore.DOCUMENTS, vectorstore.KNOWLEDGE):

@@ -1,0 +1,77 @@
+"""Comb templates: public system templates, private user templates, creating a comb from one."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import redis
+
+from include.db import connect
+from include.honeycomb.templates import TemplateError, create_from_template, list_templates, publish_template
+from include.settings import get_settings
+from tests.combtools import run_checkpointed
+
+
+@pytest.fixture
+def combs_dir(tmp_path, monkeypatch, stack):
+    d = tmp_path / "combs"
+    d.mkdir()
+    monkeypatch.setenv("STING_COMBS_DIR", str(d))
+    return d
+
+
+def usage(conn, template: str) -> int:
+    return conn.execute("SELECT usage_count FROM honey_combs WHERE is_template AND name = %s AND owner_id IS NULL",
+                        (template,)).fetchone()["usage_count"]
+
+
+def test_comb_from_a_system_template_runs(combs_dir):
+    stream = f"test:tpl:{uuid.uuid4().hex[:8]}"
+    name = f"tpl_{uuid.uuid4().hex[:8]}"
+    r = redis.Redis.from_url(get_settings().redis_url)
+    for i in range(5):
+        r.xadd(stream, {"data": json.dumps({"n": i, "email": f"x{i}@example.com"})})
+    try:
+        with connect() as conn:
+            assert {"redis_stream_events", "rest_api_cursor", "s3_landing_files"} <= {
+                t["name"] for t in list_templates(conn) if t["is_public"]}
+            before = usage(conn, "redis_stream_events")
+            # a placeholder left unset is named
+            with pytest.raises(TemplateError, match=r"set configuration.connection.parameters.stream"):
+                create_from_template(conn, "redis_stream_events", name)
+            path = create_from_template(conn, "redis_stream_events", name, {
+                "configuration": {"connection": {"parameters": {"stream": stream}}},
+                "target": {"honey_jar": "from a template"}})
+            assert path == combs_dir / f"{name}.yaml"
+            assert usage(conn, "redis_stream_events") == before + 1
+            row = conn.execute("SELECT type, subtype, is_template FROM honey_combs WHERE name = %s AND NOT is_template",
+                               (name,)).fetchone()
+            assert (row["type"], row["subtype"], row["is_template"]) == ("stream", "redis_streams", False)
+            with pytest.raises(TemplateError, match="already exists"):
+                create_from_template(conn, "redis_stream_events", name, {
+                    "configuration": {"connection": {"parameters": {"stream": stream}}}})
+        out = run_checkpointed(name, "run-1")
+        assert out["table"].num_rows == 5 and all(len(v) == 64 for v in out["table"].column("email").to_pylist())
+        assert out["loaded"]["jar_name"] == "from a template"
+    finally:
+        r.delete(stream)
+        r.close()
+
+
+def test_private_templates_are_their_owners_only(combs_dir):
+    with connect() as conn:
+        owner = str(conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id",
+                                 (f"{uuid.uuid4().hex[:8]}@example.com",)).fetchone()["id"])
+        tname = f"mine_{uuid.uuid4().hex[:6]}"
+        publish_template(conn, tname, {
+            "type": "file_system", "subtype": "local", "description": "my landing folder",
+            "configuration": {"connection": {"parameters": {"path": "/tmp/landing", "pattern": "*.csv"}},
+                              "extraction": {"mode": "incremental", "schedule": "@hourly"}}}, owner_id=owner)
+        assert tname in {t["name"] for t in list_templates(conn, owner)}
+        assert tname not in {t["name"] for t in list_templates(conn, None)}
+        with pytest.raises(TemplateError, match="no template"):
+            create_from_template(conn, tname, f"c_{uuid.uuid4().hex[:6]}", user_id=None)
+        path = create_from_template(conn, tname, f"c_{uuid.uuid4().hex[:6]}", user_id=owner)
+        assert "my landing folder" in path.read_text()
