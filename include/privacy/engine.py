@@ -55,7 +55,7 @@ class Scrubber:
         """Entity -> action for free text: the profile's (gdpr when none is set)."""
         return dict(SYSTEM_PROFILES[self.profile or "gdpr"]["entities"])
 
-    def apply(self, arr: pa.Array, action: str, entity: str) -> pa.Array:
+    def apply(self, arr: pa.Array, action: str, entity: str, known: list | None = None) -> pa.Array:
         if action == "secret":
             return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(actions.REDACTED, pa.string()))
         if action == "hash":
@@ -73,7 +73,8 @@ class Scrubber:
         if action == "text":
             from include.privacy.text import scrub_texts
 
-            texts, _ = scrub_texts(_as_list(arr), self.text_actions(), salt=self.salt, token_vault=self.token_vault)
+            texts, _ = scrub_texts(_as_list(arr), self.text_actions(), salt=self.salt, token_vault=self.token_vault,
+                                   known_values=known)
             return pa.array(texts, pa.string())
         if action == "tokenize":
             if self.token_vault is None:
@@ -99,12 +100,13 @@ class Scrubber:
         report[path] = {"action": action, "entity": entity, "values": int(pc.sum(pc.is_valid(arr)).as_py() or 0)}
         if action == "remove":
             return None
-        return self.apply(arr, action, entity)
+        return self.apply(arr, action, entity, self._known if action == "text" and "." not in path else None)
 
     def scrub_table(self, table: pa.Table) -> tuple[pa.Table, dict]:
         """Returns the scrubbed table and a report: per column/path the action, entity and number
         of values scrubbed; `records_scrubbed` counts rows with at least one scrubbed value."""
         table = table.combine_chunks()
+        self._known = self._record_values(table)
         report: dict = {}
         cols, names = [], []
         touched = pa.array([False] * table.num_rows)
@@ -120,6 +122,26 @@ class Scrubber:
         result = pa.table(cols, names=names) if cols else pa.table({})
         return result, {"columns": report, "records": table.num_rows,
                         "records_scrubbed": int(pc.sum(touched).as_py() or 0) if table.num_rows else 0}
+
+
+    _known: list | None = field(default=None, init=False, repr=False)
+
+    def _record_values(self, table: pa.Table) -> list | None:
+        """Per row, the raw values of its structured PII columns (name, email, phone...): the
+        free text of the same record is scrubbed of them wherever they occur, whatever the
+        analyzer finds (a customer's note that names the customer)."""
+        from include.privacy.text import PRESIDIO_ENTITY
+
+        decisions = {n: self.decide(n) for n in table.column_names}
+        if not table.num_rows or not any(d and d[0] == "text" for d in decisions.values()):
+            return None
+        cols = [(n, d[1]) for n, d in decisions.items()
+                if d and d[0] not in ("text", "secret") and d[1] in PRESIDIO_ENTITY
+                and not pa.types.is_nested(table.schema.field(n).type)]
+        if not cols:
+            return None
+        values = [(pc.cast(table.column(n), pa.string()).to_pylist(), e) for n, e in cols]
+        return [[(vals[i], e) for vals, e in values if vals[i]] for i in range(table.num_rows)]
 
 
 def _as_list(arr) -> list:

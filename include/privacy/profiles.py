@@ -34,7 +34,7 @@ FIELD_ENTITIES: list[tuple[str, str]] = [
     ("*full_name*", "PERSON"), ("first_name", "PERSON"), ("last_name", "PERSON"), ("*patient_name*", "PERSON"),
     ("*owner_name*", "PERSON"), ("*customer_name*", "PERSON"), ("*contact_name*", "PERSON"),
     ("*mac_address*", "DEVICE_ID"), ("*serial_number*", "DEVICE_ID"),
-    ("*street*", "LOCATION"), ("*address*", "LOCATION"), ("*zip*", "ZIP_CODE"), ("*postal_code*", "ZIP_CODE"),
+    ("city", "LOCATION"), ("*_city", "LOCATION"), ("town", "LOCATION"), ("*street*", "LOCATION"), ("*address*", "LOCATION"), ("*zip*", "ZIP_CODE"), ("*postal_code*", "ZIP_CODE"),
     ("*passport*", "PASSPORT"), ("*driver_licen*", "DRIVER_LICENSE"), ("*tax_id*", "TAX_ID"),
     ("*vin*", "VEHICLE_ID"), ("*device_id*", "DEVICE_ID"), ("*url*", "URL"),
 ]

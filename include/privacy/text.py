@@ -9,8 +9,9 @@ Known traps, handled here:
   so the same value hashes the same everywhere (and equals the structured `hash` action);
 - tldextract (the email recognizer) fetches the public suffix list on first use: it is pointed at
   its bundled snapshot, so no network is ever attempted.
-Only the recognizers a profile needs are loaded, and the NER is skipped when no NER entity is
-asked for. Texts are analysed in batches (spaCy `nlp.pipe`).
+Only the recognizers a profile needs are loaded (plus ours: include/privacy/recognizers.py), spaCy
+runs its NER component alone (and not at all when no NER entity is asked for), texts are analysed
+in batches (spaCy `nlp.pipe`) and, for large inputs, in parallel worker processes.
 """
 
 from __future__ import annotations
@@ -51,29 +52,57 @@ def _offline_tldextract() -> None:
         tx.TLD_EXTRACTOR._sting_offline = True
 
 
+# en_core_web_sm's NER has its own embedding layer (tok2vec feeds only the tagger and the parser):
+# running the NER alone gives the same entities at ~2.4x the speed. A sentencizer replaces the
+# parser's sentence boundaries, and lower-cased text stands in for lemmas (Presidio's context words).
+FAST_PIPES = ("ner",)
+
+
+def _register_components() -> None:
+    from spacy.language import Language
+
+    if "sting_lower_lemma" not in Language.factories:
+        @Language.component("sting_lower_lemma")
+        def lower_lemma(doc):
+            for t in doc:
+                t.lemma_ = t.lower_
+            return doc
+
+
 @functools.lru_cache(maxsize=8)
-def analyzer(entities: frozenset[str]):
-    """An AnalyzerEngine with only the recognizers for `entities` (Presidio names); spaCy NER only
-    when one of them needs it. Cached per process."""
+def analyzer(entities: frozenset[str], stock: bool = False):
+    """An AnalyzerEngine for `entities` (Presidio names). Cached per process.
+
+    stock=False (the engine): only the recognizers for `entities`, plus ours
+    (include/privacy/recognizers.py); spaCy runs the NER alone, and only when an entity needs it.
+    stock=True: Presidio's predefined English recognizers on the full en_core_web_sm pipeline,
+    as `AnalyzerEngine()` would be with that model (the baseline of the evaluation and benchmark).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _offline_tldextract()
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    if entities & NER_ENTITIES:
-        conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
-                "ner_model_configuration": NER_CONFIG}
-    else:  # patterns only: tokenisation without the NER is far cheaper
-        conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
-                "ner_model_configuration": {**NER_CONFIG, "labels_to_ignore": list(NER_CONFIG[
-                    "model_to_presidio_entity_mapping"].values())}}
+    from include.privacy.recognizers import custom_recognizers
+
+    with_ner = stock or bool(entities & NER_ENTITIES)
+    ner_conf = NER_CONFIG if with_ner else {**NER_CONFIG, "labels_to_ignore": sorted(set(
+        NER_CONFIG["model_to_presidio_entity_mapping"].values()) | set(NER_CONFIG["labels_to_ignore"]))}
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": ner_conf}
     nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
-    if not entities & NER_ENTITIES:
-        nlp.nlp["en"].disable_pipes(*[p for p in nlp.nlp["en"].pipe_names if p == "ner"])
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
-    keep = [r for r in registry.recognizers if set(r.supported_entities) & entities]
-    registry.recognizers = keep
+    if not stock:
+        _register_components()
+        spacy_nlp = nlp.nlp["en"]
+        keep = set(FAST_PIPES) if with_ner else set()
+        spacy_nlp.disable_pipes(*[p for p in spacy_nlp.pipe_names if p not in keep])
+        spacy_nlp.add_pipe("sentencizer", first=True)
+        spacy_nlp.add_pipe("sting_lower_lemma")
+        registry.recognizers = [r for r in registry.recognizers if set(r.supported_entities) & entities]
+        for r in custom_recognizers(entities, with_ner):
+            registry.add_recognizer(r)
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
 
 
@@ -132,25 +161,93 @@ def _tokenize_one(vault, v: str, entity: str) -> str:
     return vault.tokenize(pa.array([v]), entity).to_pylist()[0]
 
 
-def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, salt: str | None = None,
-                token_vault=None, score_threshold: float = 0.35, batch_size: int = 64) -> tuple[list, dict]:
-    """Scrub a list of texts; returns (texts, counts of findings per entity)."""
-    entities = frozenset(PRESIDIO_ENTITY[e] for e in actions_by_entity if e in PRESIDIO_ENTITY)
-    if not entities:
-        return list(texts), {}
+def _known_value_findings(text: str, values) -> list:
+    """Findings for PII values the record itself holds in structured fields (its customer's name,
+    email, phone...), wherever they occur in its free text."""
+    from presidio_analyzer import RecognizerResult
+
+    out = []
+    low = text.lower()
+    for value, entity in values:
+        v = (value or "").strip().lower()
+        if len(v) < 3 or entity not in PRESIDIO_ENTITY:
+            continue
+        start = low.find(v)
+        while start != -1:
+            out.append(RecognizerResult(PRESIDIO_ENTITY[entity], start, start + len(v), 1.0))
+            start = low.find(v, start + len(v))
+    return out
+
+
+def analyze_texts(texts: list[str], entities: frozenset[str], *, score_threshold: float = 0.35,
+                  batch_size: int = 64, stock: bool = False) -> list[list]:
+    """Findings per text (Presidio RecognizerResults), false positives filtered (engine only)."""
     from presidio_analyzer import BatchAnalyzerEngine
 
-    engine = analyzer(entities)
-    batch = BatchAnalyzerEngine(analyzer_engine=engine)
-    idx = [i for i, t in enumerate(texts) if t]
-    results = batch.analyze_iterator([texts[i] for i in idx], language="en", entities=sorted(entities),
+    from include.privacy.recognizers import drop_false_positives
+
+    batch = BatchAnalyzerEngine(analyzer_engine=analyzer(entities, stock))
+    results = batch.analyze_iterator(texts, language="en", entities=sorted(entities),
                                      score_threshold=score_threshold, batch_size=batch_size)
+    if stock:
+        return [list(r) for r in results]
+    return [drop_false_positives(t, list(r)) for t, r in zip(texts, results, strict=True)]
+
+
+def _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known):
+    entities = frozenset(PRESIDIO_ENTITY[e] for e in actions_by_entity if e in PRESIDIO_ENTITY)
+    idx = [i for i, t in enumerate(texts) if t]
+    results = analyze_texts([texts[i] for i in idx], entities, score_threshold=score_threshold,
+                            batch_size=batch_size)
     ops = operators(actions_by_entity, salt, token_vault)
     out, counts = list(texts), {}
     anon = anonymizer()
     for i, findings in zip(idx, results, strict=True):
+        if known is not None and known[i]:
+            findings = findings + _known_value_findings(texts[i], known[i])
         for f in findings:
             counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
         if findings:
             out[i] = anon.anonymize(text=texts[i], analyzer_results=findings, operators=ops).text
+    return out, counts
+
+
+def _worker(args):
+    return _scrub_chunk(*args)
+
+
+PARALLEL_MIN_TEXTS = 2_000
+
+
+def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, salt: str | None = None,
+                token_vault=None, score_threshold: float = 0.35, batch_size: int = 64,
+                known_values: list | None = None, processes: int | None = None) -> tuple[list, dict]:
+    """Scrub a list of texts; returns (texts, counts of findings per entity).
+
+    known_values: per text, (value, entity) pairs from the same record's structured fields; their
+    occurrences in the text are scrubbed whatever the analyzer found. Large inputs are split over
+    worker processes (forked after the analyzer is loaded here, so it loads once); tokenize keeps
+    one process (its vault holds a database connection).
+    """
+    entities = frozenset(PRESIDIO_ENTITY[e] for e in actions_by_entity if e in PRESIDIO_ENTITY)
+    if not entities:
+        return list(texts), {}
+    texts = list(texts)
+    n = processes if processes is not None else min(os.cpu_count() or 1, 4)
+    if token_vault is not None or n <= 1 or len(texts) < PARALLEL_MIN_TEXTS:
+        return _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known_values)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    analyzer(entities)  # load before forking: the workers inherit it
+    anonymizer()
+    size = -(-len(texts) // n)
+    chunks = [(texts[i:i + size], actions_by_entity, salt, None, score_threshold, batch_size,
+               known_values[i:i + size] if known_values is not None else None) for i in range(0, len(texts), size)]
+    out, counts = [], {}
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork")) as pool:
+        for part, c in pool.map(_worker, chunks):
+            out.extend(part)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
     return out, counts
