@@ -22,6 +22,17 @@ TEMPLATES = [
     "Escalated by {PERSON}: repeated failures from {IP_ADDRESS} against {product}, see case {ticket}.",
     "{PERSON} reported that the technician visited {ADDRESS} in {CITY}; reach them at {PHONE_NUMBER}.",
 ]
+# Written after the recognizers were tuned on TEMPLATES, and never used for tuning: the held-out set.
+HOLDOUT_TEMPLATES = [
+    "As discussed, {PERSON} will send the signed contract; her number is {PHONE_NUMBER}.",
+    "Chargeback opened for {CREDIT_CARD}. Cardholder: {PERSON}, billing address {ADDRESS}, {CITY}.",
+    "VPN session {ticket} came from {IP_ADDRESS}; the account owner {PERSON} denies it.",
+    "Forwarded to {EMAIL_ADDRESS} at the request of {PERSON}; tax id on file {US_SSN}.",
+    "Our driver could not find {ADDRESS}; {PERSON} asked to redeliver to the {CITY} depot.",
+    "Wire of 1,200 EUR to {IBAN_CODE} approved; beneficiary {PERSON}, {CITY}.",
+    "{product} alert: brute force from {IP_ADDRESS}, {n} attempts on port {port}, notify {EMAIL_ADDRESS}.",
+    "Voicemail left on {PHONE_NUMBER} for {PERSON} about the {product} outage.",
+]
 PRODUCTS = ["Honey Jar Pro", "Sentinel Edge", "Comb Analytics", "Hive Gateway", "Nectar Vault"]
 LABELS = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "LOCATION"]
 
@@ -41,7 +52,7 @@ def _ssn(us, rng) -> str:
     return s if rng.random() < 0.7 else s.replace("-", " ")
 
 
-def make_records(n: int = 2400, seed: int = 20261123) -> list[dict]:
+def make_records(n: int = 2400, seed: int = 20261123, templates: list[str] | None = None) -> list[dict]:
     from faker import Faker
 
     fake = Faker(LOCALES)
@@ -70,7 +81,8 @@ def make_records(n: int = 2400, seed: int = 20261123) -> list[dict]:
             "product": rng.choice(PRODUCTS), "n": rng.randint(1, 99), "port": rng.choice([22, 23, 443, 8080]),
             "sentence": us.sentence(nb_words=rng.randint(6, 14)),
         }
-        template = TEMPLATES[rng.randrange(len(TEMPLATES))]
+        pool = templates or TEMPLATES
+        template = pool[rng.randrange(len(pool))]
         text, spans = "", []
 
         for literal, field, _, _ in string.Formatter().parse(template):

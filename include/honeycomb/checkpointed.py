@@ -84,7 +84,8 @@ def scrubber_for(comb: CombDefinition, salt: str | None, token_vault=None):
     if not s.enabled:  # secrets are still redacted: Scrubber always does that
         return Scrubber(salt=salt)
     return Scrubber(profile=s.profile_id, custom_rules=[r.model_dump(exclude_none=True) for r in s.custom_rules],
-                    salt=salt, token_vault=token_vault, text_fields=list(s.text_fields))
+                    salt=salt, token_vault=token_vault, text_fields=list(s.text_fields),
+                    text_allow_list=list(s.text_allow_list), text_entities=s.text_entities)
 
 
 def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, salt: str | None,

@@ -149,6 +149,10 @@ class Scrubbing(_Strict):
     salt_vault_path: str = Field(default="sting/scrubbing", description="KV v2 path holding 'hash_salt'")
     text_fields: list[str] = Field(default_factory=list,
                                    description="free-text columns (names or globs) scrubbed with Presidio")
+    text_allow_list: list[str] = Field(default_factory=list,
+                                       description="terms never flagged in free text (product, team names)")
+    text_entities: list[str] | None = Field(default=None, description="analyse free text for these entities only "
+                                            "(default: all of the profile's); none of PERSON/LOCATION skips the NER")
 
     @field_validator("profile_id")
     @classmethod

@@ -88,7 +88,9 @@ def extract_to_file(
         arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
                       if d[0] not in PUSHDOWN_ACTIONS}
         scrub_cfg = comb.configuration.scrubbing
-        engine = Scrubber(profile=scrub_cfg.profile_id, salt=salt, token_vault=token_vault) if arrow_side else None
+        engine = Scrubber(profile=scrub_cfg.profile_id, salt=salt, token_vault=token_vault,
+                          text_allow_list=list(scrub_cfg.text_allow_list),
+                          text_entities=scrub_cfg.text_entities) if arrow_side else None
         out_schema = pa.schema([
             pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
             else schema.field(i).remove_metadata() for i in keep_idx])

@@ -25,6 +25,9 @@ def _map_distinct(arr: pa.Array, fn) -> pa.Array:
     arr = _as_string(arr)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if len(arr) > 20_000 and pc.count_distinct(arr.slice(0, 10_000)).as_py() > 8_000:
+        # mostly distinct (ids, emails of a customer table): encoding would cost more than it saves
+        return pa.array([None if v is None else fn(v) for v in arr.to_pylist()], pa.string())
     enc = pc.dictionary_encode(arr)
     mapped = pa.array([fn(v) for v in enc.dictionary.to_pylist()], pa.string())
     return pc.take(mapped, enc.indices)
@@ -34,7 +37,14 @@ def salted_sha256(arr: pa.Array, salt: str) -> pa.Array:
     """hex(sha256(salt || value)): the same formula as the database combs' pushed-down hash."""
     if len(salt) < 16:
         raise ValueError("hash salt must be at least 16 characters")
-    return _map_distinct(arr, lambda v: hashlib.sha256((salt + v).encode()).hexdigest())
+    salted = hashlib.sha256(salt.encode())  # the salt's state once; each value continues a copy
+
+    def one(v: str) -> str:
+        h = salted.copy()
+        h.update(v.encode())
+        return h.hexdigest()
+
+    return _map_distinct(arr, one)
 
 
 def keyed_token(arr: pa.Array, key: str, entity: str) -> pa.Array:
@@ -86,6 +96,10 @@ def _anonymize_ipv6(v: str) -> str:
 def anonymize_ip(arr: pa.Array) -> pa.Array:
     """IPv4: last octet to 0. IPv6: bits after the /48 prefix to 0. Anything else is redacted."""
     s = _as_string(arr)
-    v4 = pc.match_substring_regex(s, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+    v4 = pc.fill_null(pc.match_substring_regex(s, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$"), True)
     out4 = pc.replace_substring_regex(s, r"\.\d{1,3}$", ".0")
-    return pc.if_else(v4, out4, _map_distinct(s, _anonymize_ipv6))
+    other = pc.invert(v4)
+    if not pc.any(other).as_py():
+        return out4
+    # IPv6 (and anything else) in Python, once per distinct value, only for the rows that need it
+    return pc.replace_with_mask(out4, other, _map_distinct(pc.filter(s, other), _anonymize_ipv6))

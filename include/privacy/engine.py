@@ -34,6 +34,8 @@ class Scrubber:
     salt: str | None = None
     token_vault: object | None = None  # include.privacy.tokens.TokenVault
     text_fields: list[str] = field(default_factory=list)  # free-text columns (globs) for Presidio
+    text_allow_list: list[str] = field(default_factory=list)  # terms never flagged in free text
+    text_entities: list[str] | None = None  # limit free-text analysis to these entities (None: the profile's)
 
     def __post_init__(self):
         if self.profile and self.profile not in SYSTEM_PROFILES:
@@ -52,8 +54,15 @@ class Scrubber:
         return d
 
     def text_actions(self) -> dict[str, str]:
-        """Entity -> action for free text: the profile's (gdpr when none is set)."""
-        return dict(SYSTEM_PROFILES[self.profile or "gdpr"]["entities"])
+        """Entity -> action for free text: the profile's (gdpr when none is set), limited to
+        `text_entities` when given (without a NER entity, the NER does not run)."""
+        acts = dict(SYSTEM_PROFILES[self.profile or "gdpr"]["entities"])
+        if self.text_entities is not None:
+            unknown = sorted(set(self.text_entities) - set(acts))
+            if unknown:
+                raise ScrubConfigError(f"text_entities {unknown} are not in profile '{self.profile or 'gdpr'}'")
+            acts = {e: a for e, a in acts.items() if e in self.text_entities}
+        return acts
 
     def apply(self, arr: pa.Array, action: str, entity: str, known: list | None = None) -> pa.Array:
         if action == "secret":
@@ -74,7 +83,7 @@ class Scrubber:
             from include.privacy.text import scrub_texts
 
             texts, _ = scrub_texts(_as_list(arr), self.text_actions(), salt=self.salt, token_vault=self.token_vault,
-                                   known_values=known)
+                                   known_values=known, allow_list=self.text_allow_list or None)
             return pa.array(texts, pa.string())
         if action == "tokenize":
             if self.token_vault is None:

@@ -24,7 +24,7 @@ ORG_WORDS = {
     "group", "bank", "university", "college", "school", "hospital", "clinic", "foundation", "institute", "agency",
     "association", "partners", "holdings", "services", "solutions", "systems", "technologies", "international",
     "department", "ministry", "council", "committee", "airlines", "insurance", "capital", "labs", "studio", "the",
-    "and", "&", "of", "und", "et", "und", "kg", "gbr", "e.v.", "s.a.", "s.p.a.", "spa", "bv", "nv", "oy", "ab",
+    "and", "&", "of", "und", "et", "kg", "gbr", "e.v.", "s.a.", "s.p.a.", "spa", "bv", "nv", "oy", "ab",
 }
 _WORD = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’-]+$")
 
@@ -56,42 +56,71 @@ class NameLikeOrgRecognizer(EntityRecognizer):
         return out
 
 
-_NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’-]+(?:[ ](?:de |van |von |da |di |le |la )?[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’-]+){1,2}"
-_TRIGGER = (r"(?<=\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Herr|Frau|M|Mme|Sr|Sra)\.?[ ])"
-            r"|(?<=\b(?:called|contact|contacted|spoke with|speak to|talked to|customer|patient|client|owner|"
-            r"assigned to|reported by|signed by|from|Dear|Name|name)[:,]?[ ])")
-
-
+_VERBS = (r"[ ](?:called|phoned|rang|emailed|wrote|asked|reported|said|says|confirmed|requested|complained|"
+          r"mentioned|noted|visited|replied|answered|signed|approved|paid|ordered|cancelled|canceled|"
+          r"was|is|has|had|will|would)\b")
 # Presidio compiles patterns case-insensitively by default; capitals are the signal here.
 _FLAGS = re.DOTALL | re.MULTILINE
+_UP = "A-ZÀ-ÖØ-Þ"
+_LOW = "a-zà-öø-ÿß'’"
+_NAMEWORD = rf"[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)*"
+_NAME = rf"{_NAMEWORD}(?:[ ](?:(?:de|del|van|von|da|di|le|la|du|der|den|ten|ter)[ ])*{_NAMEWORD}){{1,3}}"
+_TRIGGER = (r"(?<=\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Herr|Frau|M|Mme|Mlle|Sr|Sra|Sig|Sig\.ra)\.?[ ])"
+            r"|(?<=\b(?i:called|contact|contacted|spoke with|speak to|talked to|met|met with|customer|patient|"
+            r"client|owner|assigned to|reported by|escalated by|signed by|approved by|by|from|dear|name|attn|"
+            r"regards|thanks)[:,]?[ ])")
 
 
 def triggered_name_recognizer() -> PatternRecognizer:
     return PatternRecognizer(
         supported_entity="PERSON", name="TriggeredNameRecognizer", supported_language="en", global_regex_flags=_FLAGS,
-        patterns=[Pattern("name after a title or a contact word", f"(?:{_TRIGGER}){_NAME}", 0.55)],
+        patterns=[Pattern("name after a title or a contact word", f"(?:{_TRIGGER}){_NAME}", 0.55),
+                  Pattern("name before a verb of contact", f"{_NAME}(?={_VERBS})", 0.5)],
     )
 
 
+# Street types: the common USPS Publication 28 suffixes and their UK/AU equivalents.
 _STREET_WORDS = (r"Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Lane|Ln\.?|Drive|Dr\.?|Boulevard|Blvd\.?|Court|Ct\.?|"
-                 r"Way|Place|Pl\.?|Square|Sq\.?|Terrace|Parkway|Pkwy|Circle|Highway|Hwy|Crescent|Close|Row|Trail")
+                 r"Way|Place|Pl\.?|Square|Sq\.?|Terrace|Parkway|Pkwy|Circle|Circles|Highway|Hwy|Crescent|Close|Row|"
+                 r"Trail|Plaza|Ville|Villes|Fall|Falls|Forks?|Knolls?|Corners?|Loop|Dale|Dales|Hills?|Heights|Glen|"
+                 r"Glens|Grove|Groves|Gardens?|Green|Greens|Harbor|Harbour|Haven|Isle|Junction|Lakes?|Landing|Manor|"
+                 r"Meadows?|Mews|Mill|Mills|Mount|Mountain|Orchard|Oval|Park|Parks|Pass|Path|Pike|Pine|Pines|Point|"
+                 r"Points|Port|Ports|Prairie|Ridge|Ridges|River|Run|Shoals?|Shores?|Spring|Springs|Stream|Summit|"
+                 r"Throughway|Trace|Track|Turnpike|Underpass|Union|Unions|Valley|Valleys|Via|View|Views|Village|"
+                 r"Villages|Vista|Walk|Walks|Wall|Ways|Wells?|Bridge|Brook|Brooks|Burg|Burgs|Bypass|Camp|Canyon|Cape|"
+                 r"Causeway|Centers?|Cliffs?|Club|Common|Commons|Cove|Coves|Creek|Crest|Crossing|Crossroad|Curve|"
+                 r"Divide|Estates?|Expressway|Extensions?|Ferry|Field|Fields|Flats?|Ford|Fords|Forest|Forge|Forges|"
+                 r"Fort|Freeway|Gateway|Hollow|Inlet|Island|Islands|Key|Keys|Knoll|Lights?|Locks?|Lodge|Motorway|"
+                 r"Neck|Overpass|Radial|Ramp|Ranch|Rapids?|Rest|Route|Skyway|Squares|Station|Stravenue|Viaduct|"
+                 r"Parade|Esplanade|Promenade|Rise|Chase|Drove|Gate|Hill|Quay|Wharf|Wynd")
 _CAP = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'’.-]*"
+# A city may follow an address: ", Springfield" / " in Springfield"
+_THEN_CITY = rf"(?:(?:,[ ]?|[ ]in[ ]){_CAP}(?:[ ](?:(?:de|di|del|la|le|sur|am|an|der)[ ])?{_CAP}){{0,2}})?"
+_UNIT = r"(?:,?[ ](?:Apt\.?|Suite|Unit|Flat|Piso|Piano|Appartamento|Interno|Puerta|Bus)[ ]\d+\w?(?:[ ]\w+)?)?"
+_ROMANCE = (r"rue|Rue|avenue|Avenue|boulevard|Boulevard|place|Place|allée|chemin|Chemin|impasse|quai|Via|via|Viale|"
+            r"Piazza|Piazzale|Borgo|Contrada|Strada|Vicolo|Largo|Corso|Rotonda|Canale|Incrocio|Stretto|Calle|calle|"
+            r"Avenida|Rua|Paseo|Ronda|Acceso|Camino|Plaza|Pasaje|Vía|Cañada|Glorieta|Urbanización|Alameda|Rambla|"
+            r"Travesía|Callejón|Carretera|Cuesta|Passeig|Carrer")
+_DUTCH_GERMAN = (r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|straat|steeg|laan|plein|gracht|kade|"
+                 r"singel|dijk|hof|pad|dreef|markt|park|baan|veld|lei|wal")
 
 
 def address_recognizer() -> PatternRecognizer:
     return PatternRecognizer(
         supported_entity="LOCATION", name="StreetAddressRecognizer", supported_language="en", global_regex_flags=_FLAGS,
         patterns=[
-            # 1600 Pennsylvania Avenue NW / 12 Baker Street, Suite 4
-            Pattern("number street-name street-word", rf"\b\d{{1,6}}[ ](?:{_CAP}[ ]){{1,4}}(?:{_STREET_WORDS})"
-                    r"(?:[ ](?:N|S|E|W|NE|NW|SE|SW))?\b(?:,?[ ](?:Apt\.?|Suite|Unit)[ ]\d+\w?)?", 0.6),
-            # 42 rue de la Paix / 7 Via Roma / 3 Calle Mayor
-            Pattern("number rue/via/calle", r"\b\d{1,5},?[ ](?:rue|Rue|avenue|boulevard|place|allée|chemin|impasse|"
-                    r"Via|via|Calle|calle|Avenida|Rua|Paseo)[ ](?:(?:de|du|des|la|le|del|da|dos|l')[ ]?)*"
-                    rf"{_CAP}(?:[ ]{_CAP}){{0,3}}", 0.6),
-            # Hauptstraße 5 / Am Markt 12a / Kirchweg 3
-            Pattern("German street number", r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|"
-                    r"damm|ufer)[ ]\d{1,4}[a-z]?\b", 0.6),
+            # 1600 Pennsylvania Avenue NW / 85 Coles Dale / Flat 63d, Jeffrey Forks
+            Pattern("number street-name street-type",
+                    rf"(?:\b(?:Flat|Studio|Apartment|Unit)[ ]\d+\w?,[ ]|\b\d{{1,6}}[ ])(?:{_CAP}[ ]){{1,4}}"
+                    rf"(?:{_STREET_WORDS})(?:[ ](?:N|S|E|W|NE|NW|SE|SW))?\b{_UNIT}{_THEN_CITY}", 0.6),
+            # 42 rue de la Paix / Via Roma 5 / Calle Mayor 3 / Piazza Isa, 9 Appartamento 66
+            Pattern("romance street type",
+                    rf"(?:\b\d{{1,5}},?[ ])?\b(?:{_ROMANCE})[ ](?:(?:de|du|des|la|le|del|della|di|da|dos|las|los|"
+                    rf"l'|d')[ ]?)*{_CAP}(?:[ ](?:(?:de|del|della|di|la)[ ])?{_CAP}){{0,3}}(?:,?[ ]\d{{1,5}}\w?)?"
+                    rf"{_UNIT}{_THEN_CITY}", 0.6),
+            # Hauptstraße 5 / Rileysteeg 42 / Elizestraat 5
+            Pattern("Dutch/German street number",
+                    rf"\b[A-ZÄÖÜ][a-zäöüß]+(?:{_DUTCH_GERMAN})[ ]\d{{1,4}}[a-z]?(?:/\d+)?\b{_THEN_CITY}", 0.6),
             # Springfield, IL 62704
             Pattern("city, state zip", rf"\b{_CAP}(?:[ ]{_CAP})?,[ ][A-Z]{{2}}[ ]\d{{5}}(?:-\d{{4}})?\b", 0.6),
         ],

@@ -180,25 +180,26 @@ def _known_value_findings(text: str, values) -> list:
 
 
 def analyze_texts(texts: list[str], entities: frozenset[str], *, score_threshold: float = 0.35,
-                  batch_size: int = 64, stock: bool = False) -> list[list]:
+                  batch_size: int = 64, stock: bool = False, allow_list: list[str] | None = None) -> list[list]:
     """Findings per text (Presidio RecognizerResults), false positives filtered (engine only)."""
     from presidio_analyzer import BatchAnalyzerEngine
 
     from include.privacy.recognizers import drop_false_positives
 
     batch = BatchAnalyzerEngine(analyzer_engine=analyzer(entities, stock))
+    extra = {"allow_list": list(allow_list)} if allow_list else {}
     results = batch.analyze_iterator(texts, language="en", entities=sorted(entities),
-                                     score_threshold=score_threshold, batch_size=batch_size)
+                                     score_threshold=score_threshold, batch_size=batch_size, **extra)
     if stock:
         return [list(r) for r in results]
     return [drop_false_positives(t, list(r)) for t, r in zip(texts, results, strict=True)]
 
 
-def _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known):
+def _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known, allow_list=None):
     entities = frozenset(PRESIDIO_ENTITY[e] for e in actions_by_entity if e in PRESIDIO_ENTITY)
     idx = [i for i, t in enumerate(texts) if t]
     results = analyze_texts([texts[i] for i in idx], entities, score_threshold=score_threshold,
-                            batch_size=batch_size)
+                            batch_size=batch_size, allow_list=allow_list)
     ops = operators(actions_by_entity, salt, token_vault)
     out, counts = list(texts), {}
     anon = anonymizer()
@@ -221,9 +222,11 @@ PARALLEL_MIN_TEXTS = 2_000
 
 def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, salt: str | None = None,
                 token_vault=None, score_threshold: float = 0.35, batch_size: int = 64,
-                known_values: list | None = None, processes: int | None = None) -> tuple[list, dict]:
+                known_values: list | None = None, processes: int | None = None,
+                allow_list: list[str] | None = None) -> tuple[list, dict]:
     """Scrub a list of texts; returns (texts, counts of findings per entity).
 
+    allow_list: terms never reported (product or team names the NER takes for people).
     known_values: per text, (value, entity) pairs from the same record's structured fields; their
     occurrences in the text are scrubbed whatever the analyzer found. Large inputs are split over
     worker processes (forked after the analyzer is loaded here, so it loads once); tokenize keeps
@@ -235,7 +238,8 @@ def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, s
     texts = list(texts)
     n = processes if processes is not None else min(os.cpu_count() or 1, 4)
     if token_vault is not None or n <= 1 or len(texts) < PARALLEL_MIN_TEXTS:
-        return _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known_values)
+        return _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known_values,
+                            allow_list)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -243,7 +247,8 @@ def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, s
     anonymizer()
     size = -(-len(texts) // n)
     chunks = [(texts[i:i + size], actions_by_entity, salt, None, score_threshold, batch_size,
-               known_values[i:i + size] if known_values is not None else None) for i in range(0, len(texts), size)]
+               known_values[i:i + size] if known_values is not None else None, allow_list)
+              for i in range(0, len(texts), size)]
     out, counts = [], {}
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork")) as pool:
         for part, c in pool.map(_worker, chunks):
