@@ -65,6 +65,14 @@ def test_dagbag_has_no_import_errors_and_comb_dags_have_the_right_shape(stack):
     assert dag.max_active_runs == 1 and not dag.catchup
     assert {"extract", "write_parquet"} <= set(dag.task_dict)
     assert dag.task_dict["finalize_on_failure"].trigger_rule == "one_failed"
+    # every source type has its comb DAG; the Redis stream one acknowledges after the load
+    combs = {d.dag_id for d in bag.dags.values() if "honey_comb" in d.tags}
+    assert {"honey_comb__sample_assets_mariadb", "honey_comb__sample_threat_feed_api",
+            "honey_comb__sample_sessions_files", "honey_comb__sample_events_stream"} <= combs
+    stream = bag.dags["honey_comb__sample_events_stream"]
+    assert "load_honey_jar" in stream.task_dict["acknowledge"].upstream_task_ids
+    scrub = bag.dags["privacy_scrub_object"]
+    assert type(scrub.task_dict["scrub"]).__name__ == "PresidioScrubOperator" and scrub.render_template_as_native_obj
     docs = bag.dags["document_ingestion"]
     steps = ("process_batch.prepare", "process_batch.embed_upsert", "process_batch.complete")
     assert set(docs.task_dict) == {"discover_uploads", "claim", *steps, "sweep_orphan_vectors"}

@@ -136,3 +136,84 @@ def test_free_text_with_presidio_offline_and_stable(monkeypatch, stack):
     assert again[0] == scrubbed
     ents = text.analyzer(frozenset({"EMAIL_ADDRESS"}))  # patterns only: the NER is not run
     assert "ner" not in ents.nlp_engine.nlp["en"].pipe_names
+
+
+# ---------------------------------------------------------------- operator, recognizers, options
+
+def test_presidio_scrub_operator_scrubs_an_object(stack):
+    import io
+    import uuid
+
+    import pyarrow as pa
+    from pyarrow import csv
+
+    from include import storage
+    from sting_airflow.operators import PresidioScrubOperator
+
+    key = f"tests/privacy/{uuid.uuid4().hex[:8]}"
+    rows = [{"id": 1, "full_name": "Anne Roy", "email": "anne.roy@example.com", "ip_address": "203.0.113.77",
+             "note": "Anne Roy asked to be called on +1 415 555 0134; card 4111 1111 1111 1111."},
+            {"id": 2, "full_name": "Paul Martin", "email": "paul@example.org", "ip_address": "198.51.100.4",
+             "note": "Spoke with Dr. Jane Doe about the Honey Jar Pro renewal."}]
+    buf = io.BytesIO()
+    csv.write_csv(pa.Table.from_pylist(rows), buf)
+    storage.s3_client().put_object(Bucket="user-files", Key=f"{key}/in.csv", Body=buf.getvalue())
+    op = PresidioScrubOperator(task_id="scrub", input_uri=f"s3://user-files/{key}/in.csv",
+                               output_uri=f"s3://user-files/{key}/out.csv", profile="gdpr",
+                               custom_rules=[{"field": "email", "action": "tokenize"}], text_fields=["note"],
+                               text_allow_list=["Honey Jar Pro"])
+    assert {"input_uri", "output_uri", "profile", "custom_rules", "text_fields"} <= set(op.template_fields)
+    report = op.execute({})
+    body = storage.s3_client().get_object(Bucket="user-files", Key=f"{key}/out.csv")["Body"].read()
+    out = csv.read_csv(io.BytesIO(body)).to_pylist()
+    assert report["records"] == 2 and report["columns"]["email"]["action"] == "tokenize"
+    assert out[0]["email"].startswith("tok_") and out[0]["ip_address"] == "203.0.113.0"
+    text = " ".join(r["note"] for r in out)
+    for raw in ("Anne Roy", "Jane Doe", "415 555", "4111 1111"):  # masks keep the last 4 only
+        assert raw not in text, raw
+    assert "Honey Jar Pro" in text  # allow-listed product name kept
+    assert "Paul Martin" not in str(out)
+
+
+def test_bad_object_fails_alone_with_its_name(stack):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include import storage
+    from sting_airflow.operators import PresidioScrubOperator
+
+    storage.s3_client().put_object(Bucket="user-files", Key="tests/privacy/bad.parquet", Body=b"not parquet")
+    op = PresidioScrubOperator(task_id="scrub", input_uri="s3://user-files/tests/privacy/bad.parquet",
+                               output_uri="s3://user-files/tests/privacy/bad.out.parquet")
+    with pytest.raises(AirflowFailException, match="bad.parquet: cannot parse as parquet"):
+        op.execute({})
+
+
+def test_record_values_are_scrubbed_from_free_text_and_text_entities_skip_the_ner():
+    import pyarrow as pa
+
+    from include.privacy.engine import Scrubber
+    from include.privacy.text import analyzer
+
+    t = pa.table({"customer_name": ["Xq Zyvorra"], "city": ["Quillmarsh"],
+                  "notes": ["xq zyvorra from Quillmarsh wrote in; see ticket 77."]})
+    out, _ = Scrubber(profile="gdpr", salt="s" * 16, text_fields=["notes"]).scrub_table(t)
+    note = out.column("notes")[0].as_py()
+    assert "zyvorra" not in note.lower() and "Quillmarsh" not in note  # names the NER cannot know
+    s = Scrubber(profile="gdpr", salt="s" * 16, text_fields=["notes"], text_entities=["EMAIL_ADDRESS", "PHONE_NUMBER"])
+    assert set(s.text_actions()) == {"EMAIL_ADDRESS", "PHONE_NUMBER"}
+    engine = analyzer(frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER"}))
+    assert "ner" not in engine.nlp_engine.nlp["en"].pipe_names  # no NER entity asked: no NER run
+
+
+def test_custom_recognizers_find_what_the_stock_engine_misses():
+    from include.privacy.text import analyze_texts
+
+    text = ("Kimberly Reed called from 1600 Pennsylvania Avenue NW; card 2223 0031 2200 3222, "
+            "phone 7785 7948, invoice INV-8614.")
+    found = {(f.entity_type, text[f.start:f.end]) for f in analyze_texts(
+        [text], frozenset({"PERSON", "LOCATION", "CREDIT_CARD", "PHONE_NUMBER"}))[0]}
+    assert ("PERSON", "Kimberly Reed") in found
+    assert ("CREDIT_CARD", "2223 0031 2200 3222") in found  # Mastercard 2-series (Luhn-valid)
+    assert ("PHONE_NUMBER", "7785 7948") in found  # local number, phone word near
+    assert any(e == "LOCATION" and "Pennsylvania Avenue" in v for e, v in found)
+    assert not any("INV-8614" in v for _, v in found)  # ids are not names or places

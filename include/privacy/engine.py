@@ -185,9 +185,12 @@ def write_file(table: pa.Table, path: Path, fmt: str) -> None:
     else:
         import json
 
-        with open(path, "w", encoding="utf-8") as f:
-            for row in table.to_pylist():
-                f.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+        lines = "".join(json.dumps(row, default=str, ensure_ascii=False) + "\n" for row in table.to_pylist())
+        if hasattr(path, "write"):
+            path.write(lines.encode("utf-8"))
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(lines)
 
 
 def scrub_file(src: str | Path, dst: str | Path, *, fmt: str | None = None, **scrubber_kwargs) -> dict:
@@ -197,3 +200,39 @@ def scrub_file(src: str | Path, dst: str | Path, *, fmt: str | None = None, **sc
     table, report = Scrubber(**scrubber_kwargs).scrub_table(read_file(src, fmt))
     write_file(table, dst, fmt)
     return report
+
+
+def file_format(name: str, fmt: str | None = None) -> str:
+    f = (fmt or name.rsplit(".", 1)[-1]).lower()
+    f = {"ndjson": "jsonl", "json": "jsonl", "pq": "parquet"}.get(f, f)
+    if f not in ("csv", "jsonl", "parquet"):
+        raise ScrubConfigError(f"'{name}': unsupported file format '{f}' (csv, jsonl, parquet)")
+    return f
+
+
+def scrub_object(src_uri: str, dst_uri: str, *, fmt: str | None = None, **scrubber_kwargs) -> dict:
+    """scrub_file for object storage: s3://bucket/key in, the same format out at dst_uri."""
+    import io
+
+    from include import storage
+
+    def split(uri: str) -> tuple[str, str]:
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise ScrubConfigError(f"'{uri}' is not an s3://bucket/key reference")
+        return uri[5:].split("/", 1)
+
+    (sb, sk), (db, dk) = split(src_uri), split(dst_uri)
+    f = file_format(sk, fmt)
+    try:
+        body = storage.s3_client().get_object(Bucket=sb, Key=sk)["Body"].read()
+    except Exception as e:
+        raise ScrubConfigError(f"cannot read {src_uri}: {e}") from None
+    try:
+        table = read_file(io.BytesIO(body), f)
+    except Exception as e:
+        raise ScrubConfigError(f"{src_uri}: cannot parse as {f}: {e}") from None
+    out, report = Scrubber(**scrubber_kwargs).scrub_table(table)
+    buf = io.BytesIO()
+    write_file(out, buf, f)
+    storage.s3_client().put_object(Bucket=db, Key=dk, Body=buf.getvalue())
+    return {**report, "input": src_uri, "output": dst_uri, "format": f, "bytes": buf.tell()}

@@ -161,3 +161,62 @@ class EmbeddingUpsertOperator(BaseOperator):
         self.log.info("upserted %d chunks into %s (embedding %.1fs)", out["upserted"], self.collection_name,
                       out.get("embed_seconds", 0.0))
         return out
+
+
+class PresidioScrubOperator(BaseOperator):
+    """Scrub a CSV / JSON Lines / Parquet object with the privacy engine (the same code path as
+    the combs): s3://bucket/key in, the same format out. The salt and the tokenization keys come
+    from Vault; the report (per column: action, entity, values scrubbed) is returned via XCom.
+
+    :param input_uri: s3://bucket/key of the input (templated)
+    :param output_uri: s3://bucket/key to write (templated; overwritten on rerun)
+    :param profile: gdpr, ccpa, hipaa or financial_data (templated)
+    :param custom_rules: [{field|pattern, action}] applied before the profile (templated)
+    :param text_fields: free-text columns (globs) analysed with Presidio (templated)
+    :param text_entities: limit the free-text analysis to these entities (templated)
+    :param text_allow_list: terms never flagged in free text (templated)
+    :param file_format: csv, jsonl or parquet; default from the input's extension
+    """
+
+    template_fields: Sequence[str] = ("input_uri", "output_uri", "profile", "custom_rules", "text_fields",
+                                      "text_entities", "text_allow_list")
+    template_fields_renderers = {"custom_rules": "json"}
+    ui_color = "#e9b4c7"
+
+    def __init__(self, *, input_uri: str, output_uri: str, profile: str | None = "gdpr",
+                 custom_rules: list | None = None, text_fields: list | None = None, text_entities: list | None = None,
+                 text_allow_list: list | None = None, file_format: str | None = None,
+                 vault_conn_id: str = "vault_default", **kwargs):
+        super().__init__(**kwargs)
+        self.input_uri, self.output_uri, self.profile = input_uri, output_uri, profile
+        self.custom_rules, self.text_fields = custom_rules or [], text_fields or []
+        self.text_entities, self.text_allow_list = text_entities, text_allow_list or []
+        self.file_format, self.vault_conn_id = file_format, vault_conn_id
+
+    def execute(self, context) -> dict:
+        from airflow.sdk.log import mask_secret
+
+        from include.privacy.engine import ScrubConfigError, scrub_object
+        from sting_airflow.hooks import HoneyCombVaultHook, app_dsn
+
+        vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
+        salt = vault.get_comb_secret("sting/scrubbing", ("hash_salt",))["hash_salt"]
+        mask_secret(salt)
+        token_vault = None
+        if any(r.get("action") == "tokenize" for r in self.custom_rules) or self.profile:
+            from include.privacy.tokens import VAULT_PATH, TokenVault
+
+            keys = vault.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
+            mask_secret(keys["hmac_key"])
+            mask_secret(keys["fernet_key"])
+            token_vault = TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+        try:
+            report = scrub_object(self.input_uri, self.output_uri, fmt=self.file_format, profile=self.profile or None,
+                                  custom_rules=list(self.custom_rules), salt=salt, token_vault=token_vault,
+                                  text_fields=list(self.text_fields), text_entities=self.text_entities,
+                                  text_allow_list=list(self.text_allow_list))
+        except ScrubConfigError as e:
+            raise AirflowFailException(str(e)) from None  # bad input or rules: retrying will not help
+        self.log.info("scrubbed %s -> %s: %d records, %d with scrubbed values", self.input_uri, self.output_uri,
+                      report["records"], report["records_scrubbed"])
+        return report
