@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents corpus search lint airflow
+.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy \
+	comb-templates comb-from-template corpus search lint airflow
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt constraints.txt requirements-models.txt
@@ -36,13 +37,29 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-combs bench-documents
+bench: bench-combs bench-documents bench-privacy eval-privacy
 
 bench-combs: stack-up
 	$(PY) bench/comb_throughput.py $(COMB_BENCH_ARGS)
 
 bench-documents: stack-up corpus
 	$(PY) bench/documents.py $(DOC_BENCH_ARGS)
+
+# Privacy engine: free-text throughput against per-record Presidio, structured actions.
+bench-privacy: venv
+	$(PY) bench/privacy_throughput.py $(PRIVACY_BENCH_ARGS)
+
+# Privacy engine quality on labelled synthetic records: development and held-out templates.
+eval-privacy: venv
+	$(PY) bench/privacy_eval.py
+	$(PY) bench/privacy_eval.py --holdout
+
+# make comb-from-template TEMPLATE=redis_stream_events NAME=my_events SET="configuration.connection.parameters.stream=app:events"
+comb-templates: stack-up
+	$(PY) -m include.honeycomb.templates list
+
+comb-from-template: stack-up
+	$(PY) -m include.honeycomb.templates create $(TEMPLATE) $(NAME) $(foreach kv,$(SET),--set $(kv))
 
 # The real document corpus of the document benchmark and retrieval evaluation (Debian package).
 corpus:

@@ -131,3 +131,48 @@ def test_no_credentials_or_raw_values_in_logs_xcom_or_parquet(airflow, raw_value
         blob = repr(conn.execute("SELECT configuration, scrubbing_config FROM honey_combs").fetchall()) + \
             repr(conn.execute("SELECT metadata, error_message FROM honey_comb_executions").fetchall())
     assert secret not in blob and salt not in blob
+
+
+def test_stream_comb_through_airflow_acks_after_the_output(airflow):
+    """The Redis stream comb run by the scheduler/REST: every new message lands once in the
+    Parquet outputs, and the group has nothing pending afterwards (the acknowledge task ran)."""
+    import json
+    import time
+    import uuid
+    from datetime import UTC, datetime
+
+    import redis
+
+    from include.devstack.sample_data import SAMPLE_STREAM
+
+    dag = "honey_comb__sample_events_stream"
+    marker = uuid.uuid4().hex
+    started = datetime.now(UTC)
+    r = redis.Redis.from_url(get_settings().redis_url)
+    for i in range(30):
+        r.xadd(SAMPLE_STREAM, {"data": json.dumps({"marker": marker, "n": i, "source_ip": "192.0.2.55",
+                                                   "password": "hunter2"})})
+    airflow.wait_for_dag(dag)
+    airflow.unpause(dag)
+    run = airflow.trigger(dag, conf={})
+    assert airflow.wait_run(dag, run["dag_run_id"], timeout=300)["state"] == "success"
+    deadline = time.time() + 300
+    while any(x["state"] not in ("success", "failed") for x in airflow.runs(dag)) and time.time() < deadline:
+        time.sleep(2)
+    with connect() as conn:
+        uris = [row["uri"] for row in conn.execute(
+            """SELECT e.metadata->'output'->>'uri' AS uri FROM honey_comb_executions e
+                 JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_events_stream' AND e.started_at >= %s AND e.status = 'completed'""",
+            (started,))]
+    seen = []
+    for uri in uris:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        t, body = read_output(bucket, key)
+        assert b"hunter2" not in body and b"192.0.2.55" not in body
+        if "marker" in t.column_names:
+            seen += [n for m, n in zip(t.column("marker").to_pylist(), t.column("n").to_pylist(), strict=True)
+                     if m == marker]
+    assert sorted(seen) == list(range(30))
+    assert r.xpending(SAMPLE_STREAM, "sting_sample_events_stream")["pending"] == 0
+    r.close()
