@@ -220,3 +220,24 @@ def test_files_s3_prefix_incremental(combs_dir):
                   Body="\n".join(json.dumps(r) for r in people([3])).encode())
     assert run_checkpointed(name, "run-2")["table"].column("id").to_pylist() == [3]
     assert run_checkpointed(name, "run-3")["table"].num_rows == 0
+
+
+def test_snapshot_generation_reads_everything_into_a_new_jar_and_leaves_the_checkpoint(combs_dir, tmp_path,
+                                                                                       api_server):
+    landing = tmp_path / "landing2"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text("\n".join(json.dumps(r) for r in people([1, 2, 3])) + "\n")
+    name = write_def(combs_dir, file_comb(uniq("files_snap"), path=str(landing)))
+    flow = run_checkpointed(name, "run-1")
+    assert flow["table"].num_rows == 3
+    snap = run_checkpointed(name, "run-snap", execution_type="snapshot_generation")
+    assert snap["table"].num_rows == 3 and snap["loaded"]["jar_id"] != flow["loaded"]["jar_id"]
+    assert "/snapshot_generation/" in snap["out"]["key"]
+    assert run_checkpointed(name, "run-2")["table"].num_rows == 0  # the flow's ledger did not move
+    # the same for an API comb: a snapshot reads without the cursor
+    api, url = api_server(api_key=None)
+    aname = write_def(combs_dir, api_comb(uniq("api_snap"), url, "offset", auth=False))
+    assert run_checkpointed(aname, "run-1")["table"].num_rows == 250
+    s2 = run_checkpointed(aname, "run-snap", execution_type="snapshot_generation")
+    assert s2["table"].num_rows == 250 and s2["loaded"]["checkpoint"] is None
+    assert run_checkpointed(aname, "run-2")["table"].num_rows == 0
