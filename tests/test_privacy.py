@@ -217,3 +217,15 @@ def test_custom_recognizers_find_what_the_stock_engine_misses():
     assert ("PHONE_NUMBER", "7785 7948") in found  # local number, phone word near
     assert any(e == "LOCATION" and "Pennsylvania Avenue" in v for e, v in found)
     assert not any("INV-8614" in v for _, v in found)  # ids are not names or places
+
+
+def test_parallel_free_text_scrubbing_equals_one_process():
+    from include.privacy.text import PARALLEL_MIN_TEXTS, scrub_texts
+
+    texts = [f"ticket {i}: write to user{i}@example.com or call +1 415 555 {i % 10000:04d}" if i % 7 else None
+             for i in range(PARALLEL_MIN_TEXTS + 101)]
+    actions_ = {"EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask"}
+    one, c1 = scrub_texts(texts, actions_, salt="s" * 16, processes=1)
+    two, c2 = scrub_texts(texts, actions_, salt="s" * 16, processes=2)
+    assert one == two and c1 == c2 and c1["EMAIL_ADDRESS"] == sum(t is not None for t in texts)
+    assert one[0] is None and "@" not in one[1]

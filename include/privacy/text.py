@@ -236,11 +236,14 @@ def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, s
     if not entities:
         return list(texts), {}
     texts = list(texts)
+    import multiprocessing as mp
+
     n = processes if processes is not None else min(os.cpu_count() or 1, 4)
+    if mp.current_process().daemon:  # e.g. a Celery prefork child: it may not have children
+        n = 1
     if token_vault is not None or n <= 1 or len(texts) < PARALLEL_MIN_TEXTS:
         return _scrub_chunk(texts, actions_by_entity, salt, token_vault, score_threshold, batch_size, known_values,
                             allow_list)
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     analyzer(entities)  # load before forking: the workers inherit it
