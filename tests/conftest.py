@@ -47,3 +47,12 @@ def source_db(stack):
     yield dsn, schema
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def combs_dir(tmp_path, monkeypatch, stack):
+    """An empty comb directory for the test's own comb files (STING_COMBS_DIR points at it)."""
+    d = tmp_path / "combs"
+    d.mkdir()
+    monkeypatch.setenv("STING_COMBS_DIR", str(d))
+    return d

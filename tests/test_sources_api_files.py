@@ -17,14 +17,6 @@ from tests.combtools import execution, run_checkpointed, write_def
 
 
 @pytest.fixture
-def combs_dir(tmp_path, monkeypatch, stack):
-    d = tmp_path / "combs"
-    d.mkdir()
-    monkeypatch.setenv("STING_COMBS_DIR", str(d))
-    return d
-
-
-@pytest.fixture
 def api_server():
     servers = []
 
@@ -241,3 +233,13 @@ def test_snapshot_generation_reads_everything_into_a_new_jar_and_leaves_the_chec
     s2 = run_checkpointed(aname, "run-snap", execution_type="snapshot_generation")
     assert s2["table"].num_rows == 250 and s2["loaded"]["checkpoint"] is None
     assert run_checkpointed(aname, "run-2")["table"].num_rows == 0
+
+
+def test_api_that_caps_the_page_size_loses_nothing(combs_dir, api_server):
+    api, url = api_server(api_key=None)
+    comb = api_comb(uniq("api_cap"), url, "offset", auth=False)
+    comb["configuration"]["connection"]["parameters"]["pagination"]["page_size"] = 500  # the API caps at 50
+    api.max_limit = 50
+    name = write_def(combs_dir, comb)
+    r = run_checkpointed(name, "run-1")
+    assert r["table"].num_rows == 250

@@ -21,14 +21,6 @@ from tests.combtools import execution, extract_only, read_output, run_checkpoint
 
 
 @pytest.fixture
-def combs_dir(tmp_path, monkeypatch, stack):
-    d = tmp_path / "combs"
-    d.mkdir()
-    monkeypatch.setenv("STING_COMBS_DIR", str(d))
-    return d
-
-
-@pytest.fixture
 def rds(stack):
     r = redis.Redis.from_url(get_settings().redis_url)
     streams = []

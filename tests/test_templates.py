@@ -14,14 +14,6 @@ from include.settings import get_settings
 from tests.combtools import run_checkpointed
 
 
-@pytest.fixture
-def combs_dir(tmp_path, monkeypatch, stack):
-    d = tmp_path / "combs"
-    d.mkdir()
-    monkeypatch.setenv("STING_COMBS_DIR", str(d))
-    return d
-
-
 def usage(conn, template: str) -> int:
     return conn.execute("SELECT usage_count FROM honey_combs WHERE is_template AND name = %s AND owner_id IS NULL",
                         (template,)).fetchone()["usage_count"]

@@ -50,6 +50,7 @@ class SampleAPI:
         self.rate_limit_every = rate_limit_every  # every Nth request answers 429 (0 = never)
         self.fail_first = fail_first  # the first N requests answer fail_status
         self.fail_status = fail_status
+        self.max_limit = 1_000  # page sizes above this are capped, as many APIs do
         self.requests = 0
         self.log: list[tuple[int, str]] = []
         self.lock = threading.Lock()
@@ -98,7 +99,7 @@ def make_handler(api: SampleAPI):
                 return self._send(404, {"error": f"no such path {u.path}"})
             style = parts[2]
             rs = api.sorted_records(q.get("updated_since"))
-            limit = int(q.get("limit", 50))
+            limit = min(int(q.get("limit", 50)), api.max_limit)
             api.log.append((200, self.path))
             if style == "offset":
                 off = int(q.get("offset", 0))

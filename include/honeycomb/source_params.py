@@ -44,6 +44,8 @@ class ApiPagination(_Strict):
     cursor_param: str = "cursor"
     next_cursor_path: str = Field(default="next_cursor", description="dotted path of the next cursor in the body")
     max_pages: int = Field(default=10_000, ge=1)
+    stop_on_short_page: bool = Field(default=False, description="offset/page: a page shorter than page_size is "
+                                     "the last (saves a request; only if the API never caps the size)")
 
 
 class ApiRetry(_Strict):

@@ -163,7 +163,9 @@ class ApiClient:
             if pg.type == "none":
                 return
             if pg.type in ("offset", "page"):
-                if len(records) < pg.page_size:
+                # An empty page ends it. A short page too, only if the API is known to honour
+                # page_size: one capped lower than asked would otherwise end the run early.
+                if not records or (pg.stop_on_short_page and len(records) < pg.page_size):
                     return
                 offset += len(records)
                 page += 1
