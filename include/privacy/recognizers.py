@@ -138,6 +138,31 @@ def card_recognizer():
         name="StingCreditCardRecognizer", supported_language="en")
 
 
+_PHONE_CANDIDATE = re.compile(r"[+(]?\d[\d ()./-]{4,}\d(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?")
+
+
+def candidate_phone_recognizer():
+    """Presidio's PhoneRecognizer runs the phonenumbers matcher over the whole text once per
+    region (8 by default): half the time of all recognizers together. This one runs the same
+    matcher, same regions, only on the digit runs of the text (with a margin), which finds the
+    same numbers at a fraction of the cost."""
+    from presidio_analyzer import EntityRecognizer as _ER
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class CandidatePhoneRecognizer(PhoneRecognizer):
+        def analyze(self, text, entities, nlp_artifacts=None):
+            results = []
+            for m in _PHONE_CANDIDATE.finditer(text):
+                lo, hi = max(0, m.start() - 2), min(len(text), m.end() + 2)
+                for r in super().analyze(text[lo:hi], entities, nlp_artifacts):
+                    r.start += lo
+                    r.end += lo
+                    results.append(r)
+            return _ER.remove_duplicates(results)
+
+    return CandidatePhoneRecognizer(supported_language="en")
+
+
 def phone_recognizer() -> PatternRecognizer:
     """Numbers the phonenumbers library rejects (local numbers without an area code, foreign
     formats, extensions) still are phone numbers when a phone word is near: a weak digit pattern
@@ -157,6 +182,7 @@ def custom_recognizers(entities: frozenset[str], with_ner: bool) -> list:
         out.append(card_recognizer())
     if "PHONE_NUMBER" in entities:
         out.append(phone_recognizer())
+        out.append(candidate_phone_recognizer())
     if "PERSON" in entities:
         out.append(triggered_name_recognizer())
         if with_ner:

@@ -100,7 +100,9 @@ def analyzer(entities: frozenset[str], stock: bool = False):
         spacy_nlp.disable_pipes(*[p for p in spacy_nlp.pipe_names if p not in keep])
         spacy_nlp.add_pipe("sentencizer", first=True)
         spacy_nlp.add_pipe("sting_lower_lemma")
-        registry.recognizers = [r for r in registry.recognizers if set(r.supported_entities) & entities]
+        # Presidio's PhoneRecognizer is replaced by CandidatePhoneRecognizer (same matcher, digit runs only)
+        registry.recognizers = [r for r in registry.recognizers if set(r.supported_entities) & entities
+                                and type(r).__name__ != "PhoneRecognizer"]
         for r in custom_recognizers(entities, with_ner):
             registry.add_recognizer(r)
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
