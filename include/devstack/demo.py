@@ -142,6 +142,9 @@ def main() -> int:
               f"{row['records_processed']} "
               f"rows ({row['records_scrubbed']} scrubbed; {row['already']} already delivered, skipped; "
               f"{row['rejected']} rejected)")
+        if row["type"] != "database" and row["status"] == "completed" and not row["records_processed"]:
+            print("  (nothing new past its checkpoint: the checkpoint and the file ledger live in PostgreSQL and "
+                  "outlive the stack, so a second demo, or another checkout on this machine, starts from there)")
         for rej in (row["rejects"] or [])[:2]:
             print(f"  rejected: {rej['error'][:140]}")
         print(f"  parquet: {row['uri']}")
