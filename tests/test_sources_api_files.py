@@ -243,3 +243,15 @@ def test_api_that_caps_the_page_size_loses_nothing(combs_dir, api_server):
     name = write_def(combs_dir, comb)
     r = run_checkpointed(name, "run-1")
     assert r["table"].num_rows == 250
+
+
+def test_csv_whose_late_value_breaks_type_inference_is_kept_as_text(combs_dir, tmp_path):
+    landing = tmp_path / "landing3"
+    landing.mkdir()
+    rows = ["id,amount,email"] + [f"{i},{i * 10},u{i}@example.com" for i in range(1, 200_001)]
+    rows.append("200001,not-a-number,late@example.com")
+    (landing / "big.csv").write_text("\n".join(rows) + "\n")
+    name = write_def(combs_dir, file_comb(uniq("files_csv"), path=str(landing)))
+    t = run_checkpointed(name, "run-1")["table"]
+    assert t.num_rows == 200_001 and t.schema.field("amount").type == pa.string()
+    assert t.column("amount")[-1].as_py() == "not-a-number"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_REJECTS_LISTED = 200
 
@@ -89,7 +90,7 @@ def unify(tables: list[pa.Table]) -> pa.Table:
         types: dict[str, set] = {n: {t.schema.field(n).type for t in tables if n in t.column_names} for n in names}
         fixed = []
         for t in tables:
-            cols = {n: (pa.compute.cast(t.column(n), pa.string()) if len(types[n]) > 1 and n in t.column_names
+            cols = {n: (pc.cast(t.column(n), pa.string()) if len(types[n]) > 1 and n in t.column_names
                         else t.column(n)) for n in t.column_names}
             fixed.append(pa.table(cols))
         return pa.concat_tables(fixed, promote_options="permissive")

@@ -93,8 +93,18 @@ def _parse(data: bytes, fmt: str, ref: str, delimiter: str, ex: Extract) -> pa.T
             bad.append(f"{ref} line {row.number}: expected {row.expected_columns} columns, got {row.actual_columns}")
             return "skip"
 
-        table = csv.read_csv(io.BytesIO(data), parse_options=csv.ParseOptions(delimiter=delimiter,
-                                                                              invalid_row_handler=invalid_row))
+        parse = csv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid_row)
+        try:
+            table = csv.read_csv(io.BytesIO(data), parse_options=parse)
+        except pa.ArrowInvalid as e:
+            if "conversion error" not in str(e).lower():
+                raise
+            # Types are inferred from the first block; a later value that does not fit (text in
+            # a number column) would fail the whole file: read it again with every column as text.
+            bad.clear()
+            names = csv.open_csv(io.BytesIO(data), parse_options=csv.ParseOptions(delimiter=delimiter)).schema.names
+            table = csv.read_csv(io.BytesIO(data), parse_options=parse,
+                                 convert_options=csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())))
         for b in bad:
             ex.reject(b.split(":", 1)[0], b)
         return table
