@@ -197,6 +197,19 @@ def test_files_local_taken_once_changed_again_bad_file_alone(combs_dir, tmp_path
     assert set(third["table"].column("_source_file").to_pylist()) == {str(landing / "sub" / "b.jsonl")}
     # the broken file is not retried until it changes
     assert run_checkpointed(name, "run-4")["table"].num_rows == 0
+    # touched (new mtime) but the same bytes: read and hashed again, not taken
+    import os
+    import time
+
+    a = landing / "a.csv"
+    os.utime(a, (time.time() + 5, time.time() + 5))
+    assert run_checkpointed(name, "run-5")["table"].num_rows == 0
+    # same size, other bytes: taken again
+    body = a.read_bytes()
+    a.write_bytes(body.replace(b"Person 1", b"Person X"))
+    assert len(a.read_bytes()) == len(body)
+    sixth = run_checkpointed(name, "run-6")["table"]
+    assert sixth.num_rows == 3 and set(sixth.column("_source_file").to_pylist()) == {str(a)}
 
 
 def test_files_s3_prefix_incremental(combs_dir):

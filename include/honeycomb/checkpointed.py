@@ -37,9 +37,22 @@ def read_checkpoint(conn, comb_id: str) -> dict | None:
     return row["state"] if row else None
 
 
-def taken_files(conn, comb_id: str) -> set[tuple[str, int, str]]:
-    rows = conn.execute("SELECT path, size, checksum FROM honey_comb_files WHERE comb_id = %s", (comb_id,))
-    return {(r["path"], r["size"], r["checksum"]) for r in rows}
+class Ledger(set):
+    """(path, size, checksum) triples of the files taken or rejected, and the modification time
+    each (path, size) had when it was read (lets unchanged local files skip re-hashing)."""
+
+    def __init__(self, rows=()):
+        super().__init__((r["path"], r["size"], r["checksum"]) for r in rows)
+        self.mtimes: dict[tuple[str, int], set[float]] = {}
+        for r in rows:
+            if r["mtime"] is not None:
+                self.mtimes.setdefault((r["path"], r["size"]), set()).add(r["mtime"])
+
+
+def taken_files(conn, comb_id: str) -> Ledger:
+    rows = conn.execute("SELECT path, size, checksum, mtime FROM honey_comb_files WHERE comb_id = %s",
+                        (comb_id,)).fetchall()
+    return Ledger(rows)
 
 
 class CheckpointConflict(RuntimeError):
@@ -49,7 +62,7 @@ class CheckpointConflict(RuntimeError):
 def read_source(comb: CombDefinition, run: dict, secret: dict | None, dsn: str | None = None) -> Extract:
     window = RunWindow.from_dict(run["window"])
     snapshot = is_snapshot(run)
-    state, taken = None, set()
+    state, taken = None, Ledger()
     if not snapshot:
         with connect(dsn) as conn:
             state = read_checkpoint(conn, run["comb_id"])
@@ -164,13 +177,14 @@ def commit(conn, comb: CombDefinition, run: dict, output: dict) -> dict:
                 (run["comb_id"], Jsonb(manifest["checkpoint"]), run["execution_id"]))
         for f in manifest["files"]:
             conn.execute(
-                """INSERT INTO honey_comb_files (comb_id, path, size, checksum, status, records, error, execution_id)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                """INSERT INTO honey_comb_files (comb_id, path, size, checksum, status, records, error, execution_id,
+                                               mtime)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (comb_id, path, size, checksum) DO UPDATE SET status = EXCLUDED.status,
                        records = EXCLUDED.records, error = EXCLUDED.error, execution_id = EXCLUDED.execution_id,
-                       taken_at = NOW()""",
+                       mtime = EXCLUDED.mtime, taken_at = NOW()""",
                 (run["comb_id"], f["path"], f["size"], f["checksum"], f["status"], f["records"], f["error"],
-                 run["execution_id"]))
+                 run["execution_id"], f.get("mtime")))
     conn.execute(
         "UPDATE honey_comb_executions SET metadata = metadata || %s WHERE id = %s",
         (Jsonb({"committed": True, "records_rejected": manifest["rejected"], "rejects": manifest["rejects"],

@@ -1,7 +1,8 @@
 """file_system combs: a local folder or an S3 prefix; CSV, JSON Lines or Parquet; a glob pattern.
 
 A file is taken once, by (path, size, checksum): sha256 of the bytes for local files, the ETag for
-S3 objects. A changed file (other size or checksum) is taken again. A file that cannot be parsed
+S3 objects. A changed file (other size or checksum) is taken again. A local file with the size
+and modification time it had when it was read is not even read again. A file that cannot be parsed
 is rejected alone (recorded with its error in the ledger and the execution), and a JSON Lines
 line or CSV row that is malformed is rejected alone too; the other files and lines go through.
 """
@@ -49,7 +50,8 @@ def list_files(comb) -> Iterator[dict]:
         for f in sorted(root.rglob("*")):
             rel = f.relative_to(root).as_posix()
             if f.is_file() and not rel.startswith(".") and _match(rel, p.pattern):
-                yield {"path": str(f), "rel": rel, "size": f.stat().st_size, "read": f.read_bytes}
+                st = f.stat()
+                yield {"path": str(f), "rel": rel, "size": st.st_size, "mtime": st.st_mtime, "read": f.read_bytes}
     else:
         from include import storage
 
@@ -124,13 +126,17 @@ def read(comb, taken: set[tuple[str, int, str]], snapshot: bool) -> Extract:
         if f["size"] > p.max_file_bytes:
             ex.reject(f["path"], f"{f['path']}: {f['size']} bytes, over max_file_bytes {p.max_file_bytes}")
             ex.files.append({"path": f["path"], "size": f["size"], "checksum": f.get("checksum") or "size-only",
-                             "status": "rejected", "error": "over max_file_bytes", "records": 0})
+                             "status": "rejected", "error": "over max_file_bytes", "records": 0,
+                             "mtime": f.get("mtime")})
             continue
         checksum = f.get("checksum")
         if not snapshot and checksum and (f["path"], f["size"], checksum) in taken:
             continue
         if not snapshot and checksum is None and (f["path"], f["size"]) not in taken_paths_sizes:
             data = None  # surely new: hash while we have the bytes anyway
+        elif not snapshot and checksum is None and f["mtime"] in getattr(taken, "mtimes", {}).get(
+                (f["path"], f["size"]), ()):
+            continue  # same path, size and modification time as when it was recorded: not read again
         elif not snapshot and checksum is None:
             data = f["read"]()
             checksum = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -149,12 +155,12 @@ def read(comb, taken: set[tuple[str, int, str]], snapshot: bool) -> Extract:
             msg = f"{f['path']}: cannot parse as {fmt}: {type(e).__name__}: {e}"
             ex.reject(f["path"], msg)
             ex.files.append({"path": f["path"], "size": f["size"], "checksum": checksum, "status": "rejected",
-                             "error": msg[:1000], "records": 0})
+                             "error": msg[:1000], "records": 0, "mtime": f.get("mtime")})
             continue
         table = table.append_column("_source_file", pa.array([f["path"]] * table.num_rows, pa.string()))
         ex.tables.append(table)
         ex.files.append({"path": f["path"], "size": f["size"], "checksum": checksum, "status": "taken",
-                         "error": None, "records": table.num_rows})
+                         "error": None, "records": table.num_rows, "mtime": f.get("mtime")})
     ex.info = {"files_taken": sum(1 for f in ex.files if f["status"] == "taken"),
                "files_rejected": sum(1 for f in ex.files if f["status"] == "rejected")}
     return ex
