@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from include.settings import get_settings
 
@@ -57,6 +58,23 @@ class HashingSink:
 
     def close(self) -> None:
         self.closed = True
+
+
+@contextmanager
+def staged_upload(bucket: str, key: str, also_delete: tuple[str, ...] = ()) -> Iterator[HashingSink]:
+    """A streaming (multipart) upload to bucket/key, as a hashing file-like sink. If the block
+    fails, the object (and `also_delete`, e.g. a sidecar written in the block) is deleted."""
+    try:
+        with arrow_fs().open_output_stream(f"{bucket}/{key}") as stream:
+            sink = HashingSink(stream)
+            yield sink
+    except BaseException:
+        for k in (key, *also_delete):
+            try:
+                delete(bucket, k)
+            except Exception:  # nothing staged, or storage down: the original error matters
+                pass
+        raise
 
 
 def s3_client():

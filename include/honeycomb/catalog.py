@@ -6,6 +6,7 @@ Every write is an upsert on a natural key, so a rerun replaces rather than adds.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -17,14 +18,20 @@ from include.honeycomb.windows import RunWindow
 MAX_ERROR_CHARS = 4000
 
 
+def split_definition(raw: dict[str, Any]) -> tuple[dict, dict | None]:
+    """A comb file as honey_combs stores it: `configuration` (with execution_type and target
+    folded in) and `scrubbing_config` apart."""
+    configuration = copy.deepcopy(raw.get("configuration") or {})
+    scrubbing = configuration.pop("scrubbing", None)
+    configuration["execution_type"] = raw.get("execution_type", "continuous_flow")
+    configuration["target"] = raw.get("target") or {}
+    return configuration, scrubbing
+
+
 def register_comb(conn, comb: CombDefinition, raw: dict[str, Any] | None = None) -> str:
     """Upsert the comb (by name) into honey_combs; returns its id. Stores the definition as written
     (placeholders unresolved: environment values are not copied into the database)."""
-    raw = raw or json.loads(comb.model_dump_json())
-    configuration = dict(raw.get("configuration") or {})
-    scrubbing = configuration.pop("scrubbing", None)
-    configuration["execution_type"] = comb.execution_type
-    configuration["target"] = raw.get("target") or {}
+    configuration, scrubbing = split_definition(raw or json.loads(comb.model_dump_json()))
     row = conn.execute(
         """
         INSERT INTO honey_combs (name, description, type, subtype, configuration, scrubbing_config)

@@ -90,17 +90,6 @@ def read_source(comb: CombDefinition, run: dict, secret: dict | None, dsn: str |
     return ex
 
 
-def scrubber_for(comb: CombDefinition, salt: str | None, token_vault=None):
-    from include.privacy.engine import Scrubber
-
-    s = comb.configuration.scrubbing
-    if not s.enabled:  # secrets are still redacted: Scrubber always does that
-        return Scrubber(salt=salt)
-    return Scrubber(profile=s.profile_id, custom_rules=[r.model_dump(exclude_none=True) for r in s.custom_rules],
-                    salt=salt, token_vault=token_vault, text_fields=list(s.text_fields),
-                    text_allow_list=list(s.text_allow_list), text_entities=s.text_entities)
-
-
 def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, salt: str | None,
                        token_vault=None, dsn: str | None = None) -> dict:
     window = RunWindow.from_dict(run["window"])
@@ -116,24 +105,15 @@ def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, sal
     key = loc.staging_key(window, suffix)
     ex = read_source(comb, run, secret, dsn)
     table = unify(ex.tables)
-    scrubbed, report = scrubber_for(comb, salt, token_vault).scrub_table(table)
+    scrubbed, report = comb.configuration.scrubbing.scrubber(salt, token_vault).scrub_table(table)
     out = comb.configuration.output
     compression = None if out.compression == "none" else out.compression
-    try:
-        with storage.arrow_fs().open_output_stream(f"{loc.bucket}/{key}") as stream:
-            sink = storage.HashingSink(stream)
-            pq.write_table(scrubbed, sink, compression=compression)
-        manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
-                    "info": ex.info}
+    manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
+                "info": ex.info}
+    with storage.staged_upload(loc.bucket, key, also_delete=(key + ".manifest.json",)) as sink:
+        pq.write_table(scrubbed, sink, compression=compression)
         storage.s3_client().put_object(Bucket=loc.bucket, Key=key + ".manifest.json",
                                        Body=json.dumps(manifest, default=str).encode())
-    except BaseException:
-        for k in (key, key + ".manifest.json"):
-            try:
-                storage.delete(loc.bucket, k)
-            except Exception:
-                pass
-        raise
     for r in ex.rejects:
         log.warning("comb %s: rejected %s", comb.name, r["error"])
     log.info("comb %s: %d records (%d scrubbed), %d rejected, staged at s3://%s/%s; %s", comb.name,

@@ -8,6 +8,7 @@ import it at parse time.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from datetime import date, timedelta
@@ -186,6 +187,22 @@ class Scrubbing(_Strict):
         """Column -> action."""
         return {c: a for c, (a, _) in self.decisions(columns).items()}
 
+    @property
+    def may_tokenize(self) -> bool:
+        """A profile or a rule may tokenize: the run needs the token vault."""
+        return self.enabled and (bool(self.profile_id) or any(r.action == "tokenize" for r in self.custom_rules))
+
+    def scrubber(self, salt: str | None, token_vault=None):
+        """The privacy engine for these settings (the same for every comb type). Disabled
+        scrubbing still redacts secrets: the Scrubber always does."""
+        from include.privacy.engine import Scrubber
+
+        if not self.enabled:
+            return Scrubber(salt=salt)
+        return Scrubber(profile=self.profile_id, custom_rules=[r.model_dump(exclude_none=True) for r in self.custom_rules],
+                        salt=salt, token_vault=token_vault, text_fields=list(self.text_fields),
+                        text_allow_list=list(self.text_allow_list), text_entities=self.text_entities)
+
 
 class Output(_Strict):
     format: Literal["parquet"] = "parquet"
@@ -270,11 +287,12 @@ class CombDefinition(_Strict):
 
     @property
     def pg_parameters(self) -> PostgresParameters:
-        return PostgresParameters.model_validate(self.configuration.connection.parameters)
+        return self.parameters
 
-    @property
+    @functools.cached_property
     def parameters(self):
-        """connection.parameters as the subtype's typed model."""
+        """connection.parameters as the subtype's typed model (validated once per comb object;
+        sources read it per record)."""
         from include.honeycomb.source_params import parameters_model
 
         return parameters_model(self.type, self.subtype).model_validate(self.configuration.connection.parameters)

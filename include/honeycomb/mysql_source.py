@@ -11,7 +11,6 @@ Safety of the generated SQL:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,10 +18,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from include.honeycomb.config import CombDefinition
-from include.honeycomb.postgres_source import SCRUBBED_FLAG, Credentials, SourceError
+from include.honeycomb.postgres_source import SCRUBBED_FLAG, TEMPLATE_VAR, Credentials, SourceError, scrub_decisions
 from include.honeycomb.windows import RunWindow
 
-_TEMPLATE_VAR = re.compile(r"\$\{(table|last_sync|window_start|window_end)\}")
 _PARAM = {"last_sync": "%(read_from)s", "window_start": "%(window_start)s", "window_end": "%(window_end)s"}
 
 
@@ -37,7 +35,7 @@ def render_base_query(comb: CombDefinition) -> str:
     if not ex.query_template:
         return f"SELECT * FROM {quote_ident(ex.table)}"
     out, pos = [], 0
-    for m in _TEMPLATE_VAR.finditer(ex.query_template):
+    for m in TEMPLATE_VAR.finditer(ex.query_template):
         out.append(ex.query_template[pos:m.start()].replace("%", "%%"))
         var = m.group(1)
         out.append(quote_ident(ex.table) if var == "table" else _PARAM[var])
@@ -55,11 +53,7 @@ def build_select(comb: CombDefinition, columns: list[str], window: RunWindow) ->
     from include.privacy.actions import REDACTED
 
     ex = comb.configuration.extraction
-    decisions = comb.configuration.scrubbing.decisions(columns)
-    missing = [c for c in [*ex.primary_key, ex.incremental_column] if c and c not in columns]
-    if missing:
-        raise SourceError(f"comb '{comb.name}': column(s) {', '.join(missing)} not in the source "
-                          f"(columns: {', '.join(columns)})")
+    decisions = scrub_decisions(comb, columns)
     select, out_cols = [], []
     for c in columns:
         action, entity = decisions.get(c, (None, None))

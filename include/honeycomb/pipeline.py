@@ -75,7 +75,6 @@ def extract_to_file(
     skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" else None
     rows = scrubbed = duplicates = 0
     from include.honeycomb.config import PUSHDOWN_ACTIONS
-    from include.privacy.engine import Scrubber
 
     if comb.subtype == "postgresql":
         from include.honeycomb.postgres_source import stream_window
@@ -88,9 +87,7 @@ def extract_to_file(
         arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
                       if d[0] not in PUSHDOWN_ACTIONS}
         scrub_cfg = comb.configuration.scrubbing
-        engine = Scrubber(profile=scrub_cfg.profile_id, salt=salt, token_vault=token_vault,
-                          text_allow_list=list(scrub_cfg.text_allow_list),
-                          text_entities=scrub_cfg.text_entities) if arrow_side else None
+        engine = scrub_cfg.scrubber(salt, token_vault) if arrow_side else None
         out_schema = pa.schema([
             pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
             else schema.field(i).remove_metadata() for i in keep_idx])
@@ -130,16 +127,8 @@ def extract_to_staging(
     key = loc.staging_key(window)
     # Parquet streams straight to the staging object: upload parts go out (C++ threads) while
     # the source is still being read. A failed extraction deletes whatever was staged.
-    try:
-        with storage.arrow_fs().open_output_stream(f"{loc.bucket}/{key}") as stream:
-            sink = storage.HashingSink(stream)
-            result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault)
-    except BaseException:
-        try:
-            storage.delete(loc.bucket, key)
-        except Exception:  # nothing staged, or storage down: the original error matters
-            pass
-        raise
+    with storage.staged_upload(loc.bucket, key) as sink:
+        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault)
     result["sha256"] = sink.sha256.hexdigest()
     result["bytes"] = sink.size
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",

@@ -24,7 +24,7 @@ from include.honeycomb.config import CombDefinition
 from include.honeycomb.windows import RunWindow
 
 SCRUBBED_FLAG = "__sting_scrubbed"
-_TEMPLATE_VAR = re.compile(r"\$\{(table|last_sync|window_start|window_end)\}")
+TEMPLATE_VAR = re.compile(r"\$\{(table|last_sync|window_start|window_end)\}")
 _SETTING = {
     "last_sync": "sting.read_from",
     "window_start": "sting.window_start",
@@ -66,7 +66,7 @@ def render_base_query(comb: CombDefinition) -> sql.Composable:
         return sql.SQL("SELECT * FROM {}").format(_ident(ex.table))
     parts: list[sql.Composable] = []
     pos = 0
-    for m in _TEMPLATE_VAR.finditer(ex.query_template):
+    for m in TEMPLATE_VAR.finditer(ex.query_template):
         parts.append(sql.SQL(ex.query_template[pos : m.start()]))
         var = m.group(1)
         if var == "table":
@@ -98,6 +98,19 @@ def _constant_expr(col: sql.Identifier, text: str) -> sql.Composable:
     return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE {t} END").format(c=col, t=sql.Literal(text))
 
 
+def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple[str, str]]:
+    """Column -> (action, entity) for a database source's columns, after checking that the key
+    and incremental columns exist (shared by the PostgreSQL and MySQL sources)."""
+    ex = comb.configuration.extraction
+    missing = [c for c in [*ex.primary_key, ex.incremental_column] if c and c not in columns]
+    if missing:
+        raise SourceError(
+            f"comb '{comb.name}': column(s) {', '.join(missing)} not in the source "
+            f"(columns: {', '.join(columns)})"
+        )
+    return comb.configuration.scrubbing.decisions(columns)
+
+
 def build_select(
     comb: CombDefinition, columns: list[str], window: RunWindow
 ) -> tuple[sql.Composable, dict[str, tuple[str, str]], list[str]]:
@@ -111,13 +124,7 @@ def build_select(
     from include.privacy.actions import REDACTED
 
     ex = comb.configuration.extraction
-    decisions = comb.configuration.scrubbing.decisions(columns)
-    missing = [c for c in [*ex.primary_key, ex.incremental_column] if c and c not in columns]
-    if missing:
-        raise SourceError(
-            f"comb '{comb.name}': column(s) {', '.join(missing)} not in the source "
-            f"(columns: {', '.join(columns)})"
-        )
+    decisions = scrub_decisions(comb, columns)
     select: list[sql.Composable] = []
     out_cols: list[str] = []
     for c in columns:

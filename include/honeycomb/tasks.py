@@ -86,15 +86,15 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
     with connect(dsn) as conn:
         doc_id = catalog.load_output_into_jar(conn, run["jar_id"], comb, output, run["execution_id"])
         catalog.complete_execution(conn, run["execution_id"], output, doc_id)
-        if not comb.window_driven and not output.get("replay"):
-            # checkpoint + file ledger move with the completion, atomically
-            from include.honeycomb.checkpointed import commit
-
-            manifest = commit(conn, comb, run, output)
-        elif output.get("replay"):
+        checkpoint = None
+        if output.get("replay"):
             from include.honeycomb.checkpointed import mark_replayed
 
             mark_replayed(conn, run)
+        elif not comb.window_driven:  # checkpoint + file ledger move with the completion, atomically
+            from include.honeycomb.checkpointed import commit
+
+            checkpoint = commit(conn, comb, run, output)["checkpoint"]
         jar = conn.execute(
             "SELECT id, name, document_count FROM honey_jars WHERE id = %s", (run["jar_id"],)
         ).fetchone()
@@ -107,7 +107,7 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
         "records_processed": output["records_processed"],
         "records_scrubbed": output["records_scrubbed"],
         "records_rejected": output.get("records_rejected", 0),
-        "checkpoint": manifest["checkpoint"] if not comb.window_driven and not output.get("replay") else None,
+        "checkpoint": checkpoint,
     }
 
 

@@ -12,7 +12,6 @@ the comb and counts the template's use (usage_count).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 from psycopg.types.json import Jsonb
 
+from include.honeycomb.catalog import register_comb, split_definition
 from include.honeycomb.config import CombConfigError, combs_dir, parse_comb
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "combs" / "templates"
@@ -31,20 +31,11 @@ class TemplateError(ValueError):
     pass
 
 
-def _split(raw: dict) -> tuple[dict, dict | None]:
-    conf = copy.deepcopy(raw.get("configuration") or {})
-    scrubbing = conf.pop("scrubbing", None)
-    conf["execution_type"] = raw.get("execution_type", "continuous_flow")
-    if raw.get("target"):
-        conf["target"] = raw["target"]
-    return conf, scrubbing
-
-
 def publish_template(conn, name: str, raw: dict, *, is_public: bool = False, owner_id: str | None = None) -> str:
     """Upsert a template (by owner + name). Returns its id."""
     if raw.get("type") not in ("database", "api", "file_system", "stream"):
         raise TemplateError(f"template '{name}': type must be database, api, file_system or stream")
-    conf, scrubbing = _split(raw)
+    conf, scrubbing = split_definition(raw)
     row = conn.execute(
         """
         INSERT INTO honey_combs (name, description, type, subtype, configuration, scrubbing_config,
@@ -126,8 +117,6 @@ def create_from_template(conn, template: str, name: str, values: dict | None = N
     path = (directory or combs_dir()) / f"{name}.yaml"
     if path.exists():
         raise TemplateError(f"comb '{name}' already exists ({path})")
-    from include.honeycomb.catalog import register_comb
-
     register_comb(conn, comb, raw)
     conn.execute("UPDATE honey_combs SET usage_count = usage_count + 1 WHERE id = %s", (row["id"],))
     path.write_text(f"# Created from template '{template}'.\n" + yaml.safe_dump(raw, sort_keys=False))

@@ -141,9 +141,8 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
                 from sting_airflow.hooks import HoneyCombVaultHook, app_dsn
 
                 c = load_comb(comb.name)
-                path = c.configuration.connection.vault_path
-                secret = HoneyCombVaultHook().get_comb_secret(path) if path else None
-                return ack(c, run, secret, dsn=app_dsn())
+                return ack(c, run, HoneyCombVaultHook().source_secret(c.configuration.connection.vault_path),
+                           dsn=app_dsn())
 
             acked = acknowledge(run)
             loaded >> acked

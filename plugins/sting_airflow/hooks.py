@@ -38,6 +38,39 @@ class HoneyCombVaultHook(VaultHook):
         return secret
 
 
+    def source_secret(self, vault_path: str | None, required: tuple[str, ...] = ()) -> dict | None:
+        """A comb's source secret (None for open sources), its secret-looking values registered
+        with the task log masker."""
+        if not vault_path:
+            return None
+        from airflow.sdk.log import mask_secret
+
+        from include.privacy.profiles import is_secret_key
+
+        secret = self.get_comb_secret(vault_path, required)
+        for k, v in secret.items():
+            if v and is_secret_key(k):
+                mask_secret(str(v))
+        return secret
+
+    def scrubbing_secrets(self, salt_path: str, with_tokens: bool) -> tuple[str, object | None]:
+        """(hash salt, token vault or None): what the privacy engine needs, masked in task logs.
+        The token vault (keys in Vault, tokens in the application database) only when a profile
+        or a rule may tokenize."""
+        from airflow.sdk.log import mask_secret
+
+        salt = self.get_comb_secret(salt_path, ("hash_salt",))["hash_salt"]
+        mask_secret(salt)
+        if not with_tokens:
+            return salt, None
+        from include.privacy.tokens import VAULT_PATH, TokenVault
+
+        keys = self.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
+        mask_secret(keys["hmac_key"])
+        mask_secret(keys["fernet_key"])
+        return salt, TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+
+
 def app_dsn(conn_id: str = "sting_db") -> str:
     """DSN of the application database from the Airflow connection (Vault backend or env)."""
     try:

@@ -62,8 +62,6 @@ class HoneyCombExtractOperator(BaseOperator):
         self.vault_conn_id = vault_conn_id
 
     def execute(self, context) -> dict:
-        from airflow.sdk.log import mask_secret
-
         from include.honeycomb.pipeline import extract_to_staging
         from include.honeycomb.postgres_source import Credentials
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
@@ -75,26 +73,12 @@ class HoneyCombExtractOperator(BaseOperator):
             path = comb.configuration.connection.vault_path
             scrub = comb.configuration.scrubbing
             # The salt is always fetched (profiles may hash any column); tokenize needs the vault keys.
-            salt = vault.get_comb_secret(scrub.salt_vault_path, ("hash_salt",))["hash_salt"]
-            mask_secret(salt)
-            token_vault = None
-            if scrub.enabled and (scrub.profile_id or any(r.action == "tokenize" for r in scrub.custom_rules)):
-                from include.privacy.tokens import VAULT_PATH, TokenVault
-
-                keys = vault.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
-                mask_secret(keys["hmac_key"])
-                mask_secret(keys["fernet_key"])
-                token_vault = TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+            salt, token_vault = vault.scrubbing_secrets(scrub.salt_vault_path, scrub.may_tokenize)
             if not comb.window_driven:  # api, file_system, stream: resume from the checkpoint
                 from include.honeycomb.checkpointed import extract_to_staging as extract_checkpointed
 
-                secret = vault.get_comb_secret(path) if path else None
-                for k, v in (secret or {}).items():
-                    if v and any(w in k.lower() for w in ("password", "token", "key", "secret")):
-                        mask_secret(str(v))
-                return extract_checkpointed(comb, run, secret, salt, token_vault, app_dsn())
-            creds = Credentials.from_secret(vault.get_comb_secret(path, ("username", "password")), path)
-            mask_secret(creds.password)  # redacted from task logs should anything print it
+                return extract_checkpointed(comb, run, vault.source_secret(path), salt, token_vault, app_dsn())
+            creds = Credentials.from_secret(vault.source_secret(path, ("username", "password")), path)
             return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"], token_vault)
         except (SecretNotFoundError, CombConfigError) as e:
             _record_failure(run.get("execution_id"), "extract", e, app_dsn())
@@ -194,22 +178,12 @@ class PresidioScrubOperator(BaseOperator):
         self.file_format, self.vault_conn_id = file_format, vault_conn_id
 
     def execute(self, context) -> dict:
-        from airflow.sdk.log import mask_secret
-
         from include.privacy.engine import ScrubConfigError, scrub_object
-        from sting_airflow.hooks import HoneyCombVaultHook, app_dsn
+        from sting_airflow.hooks import HoneyCombVaultHook
 
-        vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
-        salt = vault.get_comb_secret("sting/scrubbing", ("hash_salt",))["hash_salt"]
-        mask_secret(salt)
-        token_vault = None
-        if any(r.get("action") == "tokenize" for r in self.custom_rules) or self.profile:
-            from include.privacy.tokens import VAULT_PATH, TokenVault
-
-            keys = vault.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
-            mask_secret(keys["hmac_key"])
-            mask_secret(keys["fernet_key"])
-            token_vault = TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+        may_tokenize = bool(self.profile) or any(r.get("action") == "tokenize" for r in self.custom_rules)
+        salt, token_vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id).scrubbing_secrets(
+            "sting/scrubbing", may_tokenize)
         try:
             report = scrub_object(self.input_uri, self.output_uri, fmt=self.file_format, profile=self.profile or None,
                                   custom_rules=list(self.custom_rules), salt=salt, token_vault=token_vault,

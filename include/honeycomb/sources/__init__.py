@@ -35,9 +35,9 @@ class Extract:
         if len(self.rejects) < MAX_REJECTS_LISTED:
             self.rejects.append({"ref": ref, "error": error[:500]})
 
-    @property
-    def num_rows(self) -> int:
-        return sum(t.num_rows for t in self.tables)
+    def add_records(self, records: list[dict]) -> None:
+        if records:
+            self.tables.append(records_to_table(records))
 
 
 def _jsonable(v: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from include.honeycomb.sources import Extract, SourceReadError, records_to_table
+from include.honeycomb.sources import Extract, SourceReadError
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -216,8 +216,7 @@ def read(comb, secret: dict | None, state: dict | None, snapshot: bool) -> Extra
                 records.append(rec)
     finally:
         client.close()
-    if records:
-        ex.tables.append(records_to_table(records))
+    ex.add_records(records)
     if inc:
         ex.state = {"cursor": max_value, "keys_at_cursor": sorted(list(k) for k in keys_at_max)}
     ex.info = {"requests": client.requests, "retries": client.retries}

@@ -113,55 +113,51 @@ def _parse(data: bytes, fmt: str, ref: str, delimiter: str, ex: Extract) -> pa.T
     raise ValueError(f"unsupported format '{fmt}'")
 
 
-def read(comb, taken: set[tuple[str, int, str]], snapshot: bool) -> Extract:
-    """Read the files not yet taken (all of them for a snapshot). `taken` holds the ledger's
-    (path, size, checksum) triples."""
+def _unchanged(f: dict, taken) -> bool:
+    """Known without reading it: on S3 the ETag is the checksum; a local file whose path, size
+    and modification time are those it had when it was read."""
+    if f.get("checksum"):
+        return (f["path"], f["size"], f["checksum"]) in taken
+    return f["mtime"] in taken.mtimes.get((f["path"], f["size"]), ())
+
+
+def _ledger_row(f: dict, checksum: str, status: str, records: int = 0, error: str | None = None) -> dict:
+    return {"path": f["path"], "size": f["size"], "checksum": checksum, "status": status, "records": records,
+            "error": error, "mtime": f.get("mtime")}
+
+
+def read(comb, taken, snapshot: bool) -> Extract:
+    """Read the files not yet taken (all of them for a snapshot). `taken` is the ledger
+    (include.honeycomb.checkpointed.Ledger): (path, size, checksum) triples and local mtimes."""
     p = comb.parameters
     ex = Extract()
-    taken_paths_sizes = {(t[0], t[1]) for t in taken}
     for f in list_files(comb):
         fmt = _format(f["rel"], p.format)
         if fmt is None:
             continue  # matched the glob but is not a data file (e.g. a README): not an error
         if f["size"] > p.max_file_bytes:
             ex.reject(f["path"], f"{f['path']}: {f['size']} bytes, over max_file_bytes {p.max_file_bytes}")
-            ex.files.append({"path": f["path"], "size": f["size"], "checksum": f.get("checksum") or "size-only",
-                             "status": "rejected", "error": "over max_file_bytes", "records": 0,
-                             "mtime": f.get("mtime")})
+            ex.files.append(_ledger_row(f, f.get("checksum") or "size-only", "rejected", error="over max_file_bytes"))
             continue
-        checksum = f.get("checksum")
-        if not snapshot and checksum and (f["path"], f["size"], checksum) in taken:
+        if not snapshot and _unchanged(f, taken):
             continue
-        if not snapshot and checksum is None and (f["path"], f["size"]) not in taken_paths_sizes:
-            data = None  # surely new: hash while we have the bytes anyway
-        elif not snapshot and checksum is None and f["mtime"] in getattr(taken, "mtimes", {}).get(
-                (f["path"], f["size"]), ()):
-            continue  # same path, size and modification time as when it was recorded: not read again
-        elif not snapshot and checksum is None:
-            data = f["read"]()
-            checksum = "sha256:" + hashlib.sha256(data).hexdigest()
-            if (f["path"], f["size"], checksum) in taken:
-                continue
-        else:
-            data = None
         try:
-            data = data if data is not None else f["read"]()
+            data = f["read"]()
         except OSError as e:
             raise SourceReadError(f"comb '{comb.name}': cannot read {f['path']}: {e}") from None
-        checksum = checksum or "sha256:" + hashlib.sha256(data).hexdigest()
+        checksum = f.get("checksum") or "sha256:" + hashlib.sha256(data).hexdigest()
+        if not snapshot and (f["path"], f["size"], checksum) in taken:
+            continue  # touched, same bytes
         try:
             table = _parse(data, fmt, f["path"], p.csv_delimiter, ex)
         except Exception as e:  # this file alone is bad: report it, keep going
             msg = f"{f['path']}: cannot parse as {fmt}: {type(e).__name__}: {e}"
             ex.reject(f["path"], msg)
-            ex.files.append({"path": f["path"], "size": f["size"], "checksum": checksum, "status": "rejected",
-                             "error": msg[:1000], "records": 0, "mtime": f.get("mtime")})
+            ex.files.append(_ledger_row(f, checksum, "rejected", error=msg[:1000]))
             continue
         table = table.append_column("_source_file", pa.array([f["path"]] * table.num_rows, pa.string()))
         ex.tables.append(table)
-        ex.files.append({"path": f["path"], "size": f["size"], "checksum": checksum, "status": "taken",
-                         "error": None, "records": table.num_rows, "mtime": f.get("mtime")})
+        ex.files.append(_ledger_row(f, checksum, "taken", records=table.num_rows))
     ex.info = {"files_taken": sum(1 for f in ex.files if f["status"] == "taken"),
                "files_rejected": sum(1 for f in ex.files if f["status"] == "rejected")}
     return ex
-

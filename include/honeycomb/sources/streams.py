@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from include.honeycomb.sources import Extract, SourceReadError, parse_json_record, records_to_table
+from include.honeycomb.sources import Extract, SourceReadError, parse_json_record
 
 # -- Redis Streams ---------------------------------------------------------------------------
 
@@ -124,8 +124,7 @@ def read_redis(comb, secret: dict | None, state: dict | None, window, snapshot: 
         raise SourceReadError(f"comb '{comb.name}': redis stream '{p.stream}' at {p.host}:{p.port}: {e}") from None
     finally:
         r.close()
-    if records:
-        ex.tables.append(records_to_table(records))
+    ex.add_records(records)
     return ex
 
 
@@ -230,6 +229,5 @@ def read_nats(comb, secret: dict | None, state: dict | None, window, snapshot: b
         p = comb.parameters
         raise SourceReadError(f"comb '{comb.name}': NATS JetStream stream '{p.stream}' at {', '.join(p.servers)}: "
                               f"{type(e).__name__}: {e}") from None
-    if records:
-        ex.tables.append(records_to_table(records))
+    ex.add_records(records)
     return ex
