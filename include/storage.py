@@ -6,6 +6,7 @@ import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from include.settings import get_settings
 
@@ -107,6 +108,35 @@ def exists(bucket: str, key: str) -> bool:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
+
+
+def abort_uploads(bucket: str, prefix: str, older_than: timedelta | None = None, exact: bool = False) -> int:
+    """Abort incomplete multipart uploads under `prefix` (only `prefix` itself if `exact`), those
+    initiated more than `older_than` ago when given (left by killed writers). Returns how many."""
+    c = s3_client()
+    now = datetime.now(UTC)
+    n = 0
+    for page in c.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for u in page.get("Uploads", []):
+            if exact and u["Key"] != prefix:
+                continue
+            if older_than is not None and now - u["Initiated"] < older_than:
+                continue
+            c.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+            n += 1
+    return n
+
+
+def sweep(bucket: str, prefix: str, older_than: timedelta) -> dict:
+    """Remove what killed writers left under a staging prefix: objects and incomplete multipart
+    uploads older than `older_than`."""
+    now = datetime.now(UTC)
+    objects = 0
+    for o in list(list_keys(bucket, prefix)):
+        if now - o["LastModified"] >= older_than:
+            delete(bucket, o["Key"])
+            objects += 1
+    return {"objects": objects, "uploads": abort_uploads(bucket, prefix, older_than)}
 
 
 def delete(bucket: str, key: str) -> None:

@@ -99,8 +99,8 @@ def test_scrubbing_pushed_into_select_and_rerun_is_idempotent(comb_env):
         n = conn.execute("SELECT count(*) AS n FROM documents WHERE honey_jar_id = %s", (run["jar_id"],)).fetchone()
         ex = conn.execute("SELECT * FROM honey_comb_executions WHERE id = %s", (run["execution_id"],)).fetchone()
     assert n["n"] == 1
-    assert ex["status"] == "completed" and ex["records_processed"] == 21 and ex["metadata"]["attempts"] == 2
-    assert not storage.exists(out["bucket"], staged["staging_key"])
+    assert ex["status"] == "completed" and ex["records_processed"] == 21 and ex["metadata"]["restarts"] == 1
+    assert not list(storage.list_keys(out["bucket"], f"_staging/tests/{schema}/"))  # staging is empty
 
 
 def pq_compression(body: bytes) -> str:

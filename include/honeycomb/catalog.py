@@ -89,8 +89,8 @@ def ensure_jar(conn, comb: CombDefinition, comb_id: str, execution_type: str, wi
 def start_execution(
     conn, comb_id: str, execution_type: str, jar_id: str | None, run_key: str, metadata: dict
 ) -> str:
-    """One row per execution (DAG run). A retried or cleared run reuses its row: status goes back
-    to running and the attempt count goes up."""
+    """One row per execution (DAG run). A cleared run reuses its row: status goes back to running
+    and `restarts` goes up; each step's attempts are in honey_comb_execution_attempts."""
     row = conn.execute(
         """
         INSERT INTO honey_comb_executions
@@ -101,7 +101,8 @@ def start_execution(
                target_honey_jar_id = EXCLUDED.target_honey_jar_id, started_at = NOW(),
                completed_at = NULL, error_message = NULL, records_processed = 0, records_scrubbed = 0,
                metadata = EXCLUDED.metadata || jsonb_build_object(
-                   'attempts', COALESCE((honey_comb_executions.metadata->>'attempts')::int, 1) + 1)
+                   'attempts', COALESCE((honey_comb_executions.metadata->>'attempts')::int, 1),
+                   'restarts', COALESCE((honey_comb_executions.metadata->>'restarts')::int, 0) + 1)
         RETURNING id
         """,
         {"comb": comb_id, "etype": execution_type, "jar": jar_id, "run_key": run_key,
@@ -126,18 +127,80 @@ def completed_output(conn, comb_id: str, run_key: str) -> dict | None:
             "records_scrubbed": row["records_scrubbed"], "replay": True}
 
 
-def record_failure(conn, execution_id: str, step: str, message: str) -> None:
-    """Mark the execution failed; the first error of an attempt is kept (it is the cause)."""
-    text = f"{step}: {message}"[:MAX_ERROR_CHARS]
+def record_failure(conn, execution_id: str, step: str, message: str, try_number: int | None = None) -> None:
+    """Mark the execution failed with the failing step and its error (the latest failure: a retry
+    that fails differently replaces it). The attempt itself is closed by `end_attempt`."""
+    where = f"{step} (attempt {try_number})" if try_number else step
+    text = f"{where}: {message}"[:MAX_ERROR_CHARS]
     conn.execute(
         """
         UPDATE honey_comb_executions
-           SET status = 'failed', completed_at = NOW(),
-               error_message = COALESCE(error_message, %s)
+           SET status = 'failed', completed_at = NOW(), error_message = %s
          WHERE id = %s
         """,
         (text, execution_id),
     )
+
+
+def start_attempt(conn, execution_id: str, step: str, try_number: int, hostname: str | None = None,
+                  pid: int | None = None) -> None:
+    """An attempt of a step begins. Earlier attempts of the run still 'running' never recorded an
+    end: their process died (SIGKILL, OOM, lost worker), so they are marked killed."""
+    conn.execute(
+        """UPDATE honey_comb_execution_attempts SET state = 'killed', ended_at = NOW(),
+                  error = 'the process ended without recording a result (killed or lost)'
+            WHERE execution_id = %s AND state = 'running'""", (execution_id,))
+    conn.execute(
+        """INSERT INTO honey_comb_execution_attempts (execution_id, step, try_number, hostname, pid)
+           VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (execution_id, step, try_number) DO UPDATE
+              SET state = 'running', started_at = NOW(), ended_at = NULL, error = NULL,
+                  hostname = EXCLUDED.hostname, pid = EXCLUDED.pid""",
+        (execution_id, step, try_number, hostname, pid))
+    conn.execute(
+        """UPDATE honey_comb_executions
+              SET status = CASE WHEN status = 'failed' THEN 'running' ELSE status END, completed_at = NULL,
+                  metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('attempts',
+                      (SELECT max(try_number) FROM honey_comb_execution_attempts WHERE execution_id = %s))
+            WHERE id = %s""", (execution_id, execution_id))
+
+
+def end_attempt(conn, execution_id: str, step: str, try_number: int, error: str | None = None) -> None:
+    conn.execute(
+        """UPDATE honey_comb_execution_attempts SET state = %s, ended_at = NOW(), error = %s
+            WHERE execution_id = %s AND step = %s AND try_number = %s""",
+        ("failed" if error else "success", error[:MAX_ERROR_CHARS] if error else None, execution_id, step,
+         try_number))
+
+
+def attempts(conn, execution_id: str) -> list[dict]:
+    return conn.execute(
+        """SELECT step, try_number, state, started_at, ended_at, error FROM honey_comb_execution_attempts
+            WHERE execution_id = %s ORDER BY started_at, id""", (execution_id,)).fetchall()
+
+
+def close_failed_execution(conn, execution_id: str) -> str:
+    """After the run failed: attempts still 'running' were killed; the execution's error names
+    the failing step and its error (from the last failed or killed attempt when no step could
+    record one). Returns the error message."""
+    conn.execute(
+        """UPDATE honey_comb_execution_attempts SET state = 'killed', ended_at = NOW(),
+                  error = 'the process ended without recording a result (killed or lost)'
+            WHERE execution_id = %s AND state = 'running'""", (execution_id,))
+    row = conn.execute("SELECT status, error_message FROM honey_comb_executions WHERE id = %s",
+                       (execution_id,)).fetchone()
+    last = conn.execute(
+        """SELECT step, try_number, state, error FROM honey_comb_execution_attempts
+            WHERE execution_id = %s AND state IN ('failed', 'killed') ORDER BY ended_at DESC, id DESC LIMIT 1""",
+        (execution_id,)).fetchone()
+    message = row["error_message"] if row and row["error_message"] else None
+    if last and (not message or last["state"] == "killed"):
+        message = f"{last['step']} (attempt {last['try_number']}): {last['state']}: {last['error']}"
+    message = message or "the run failed before any step recorded an error (see the task logs)"
+    conn.execute(
+        """UPDATE honey_comb_executions SET status = 'failed', completed_at = NOW(), error_message = %s
+            WHERE id = %s""", (message[:MAX_ERROR_CHARS], execution_id))
+    return message
 
 
 def complete_execution(conn, execution_id: str, output: dict, document_id: str | None) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pyarrow as pa
@@ -137,10 +139,54 @@ def extract_to_staging(
     return {"bucket": loc.bucket, "staging_key": key, "window": window.as_dict(), **result}
 
 
+@contextmanager
+def delivery_lock(comb: CombDefinition, execution_type: str = "continuous_flow", dsn: str | None = None):
+    """Serialise the deliveries of one comb's dataset (its output prefix) across processes.
+
+    A window decides which rows it delivers from what its neighbours' outputs hold, so deciding
+    and publishing must not interleave with a neighbour doing the same (a backfill runs up to 10
+    runs at once by default). A session-level advisory lock in the application database, held
+    from the read of the neighbours' outputs until this window's output is published; a killed
+    process releases it with its connection."""
+    import psycopg
+
+    from include.settings import get_settings
+
+    loc = OutputLocation.for_comb(comb, execution_type)
+    name = f"honey_comb_delivery:{loc.bucket}/{loc.prefix}"
+    conn = psycopg.connect(dsn or get_settings().app_dsn, autocommit=True,
+                           application_name=f"sting-delivery-lock-{comb.name}"[:63])
+    try:
+        got = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (name,)).fetchone()[0]
+        if not got:
+            log.info("comb %s: another run is delivering this comb's windows; waiting for it", comb.name)
+            t0 = time.monotonic()
+            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+            log.info("comb %s: delivery lock acquired after %.1fs", comb.name, time.monotonic() - t0)
+        yield
+    finally:
+        conn.close()  # releases the lock
+
+
+def extract_and_publish(
+    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
+    execution_type: str = "continuous_flow", token_vault=None, dsn: str | None = None,
+) -> dict:
+    """A database comb's window, delivered exactly once whatever runs beside it: under the comb's
+    delivery lock, drop what neighbouring outputs hold, stream the rest to staging, publish."""
+    loc = OutputLocation.for_comb(comb, execution_type)
+    with delivery_lock(comb, execution_type, dsn):
+        # Uploads of this window's staging key left by an earlier, killed attempt (no other run of
+        # this comb writes it while we hold the lock).
+        storage.abort_uploads(loc.bucket, loc.staging_key(window), exact=True)
+        staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault)
+        return publish(comb, window, staged, execution_type)
+
+
 def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow",
             suffix: str = "") -> dict:
     """Move the staged object to the window's final key (overwriting a previous run's)."""
-    if staged.get("replay"):  # already published by this run's earlier, completed execution
+    if staged.get("replay") or staged.get("key"):  # already published (a replay, or under the delivery lock)
         return staged
     loc = OutputLocation.for_comb(comb, execution_type)
     key = loc.final_key(window, suffix)
@@ -161,3 +207,11 @@ def discard_staging(comb: CombDefinition, window: RunWindow, execution_type: str
     key = loc.staging_key(window, suffix)
     storage.delete(loc.bucket, key)
     storage.delete(loc.bucket, key + ".manifest.json")  # checkpointed combs' manifest
+    storage.abort_uploads(loc.bucket, key, exact=True)  # a killed writer's incomplete upload
+
+
+def sweep_staging(comb: CombDefinition, older_than: timedelta) -> dict:
+    """Staging objects and incomplete uploads of this comb older than `older_than` (left by runs
+    killed so hard that not even their failure handler ran)."""
+    loc = OutputLocation.for_comb(comb)  # snapshot_generation staging lies below it
+    return storage.sweep(loc.bucket, f"_staging/{loc.prefix}/", older_than)

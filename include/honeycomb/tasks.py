@@ -17,32 +17,43 @@ class RunParamsError(ValueError):
     pass
 
 
+# What a run accepts in its conf (the DAG's typed params).
+RUN_PARAMS = ("mode", "execution_type", "window_start", "window_end")
+
+
 def begin(
     comb: CombDefinition,
     *,
     run_key: str,
     params: dict | None = None,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
+    conf: dict | None = None,
+    logical_date: datetime | None = None,
     run_after: datetime | None = None,
     dsn: str | None = None,
     dag_id: str | None = None,
+    try_number: int = 1,
 ) -> dict:
     """Register the comb, resolve the window, make sure the target jar exists and open the
-    execution's audit row. Returns the run descriptor (ids + window) the other steps take."""
+    execution's audit row. Returns the run descriptor (ids + window) the other steps take.
+
+    `conf` is what the trigger sent: a key that is not one of the run's params is rejected (a
+    typo such as `windw_start` must not run the default window)."""
     params = params or {}
     execution_type = params.get("execution_type") or comb.execution_type
     raw_path = combs_dir() / f"{comb.name}.yaml"
     with connect(dsn) as conn:
         comb_id = catalog.register_comb(conn, comb, load_raw(raw_path) if raw_path.exists() else None)
     try:
+        unknown = sorted(set(conf or {}) - set(RUN_PARAMS))
+        if unknown:
+            raise RunParamsError(f"unknown conf key(s) {', '.join(map(repr, unknown))} "
+                                 f"(known: {', '.join(RUN_PARAMS)})")
         if execution_type not in ("continuous_flow", "snapshot_generation"):
             raise RunParamsError(f"param execution_type: unknown value '{execution_type}'")
         window = resolve_window(
             comb,
             mode=params.get("mode") or None,
-            data_interval_start=data_interval_start,
-            data_interval_end=data_interval_end,
+            logical_date=logical_date,
             run_after=run_after,
             window_start=params.get("window_start"),
             window_end=params.get("window_end"),
@@ -52,16 +63,28 @@ def begin(
         with connect(dsn) as conn:
             ex_id = catalog.start_execution(conn, comb_id, comb.execution_type, None, run_key,
                                             {"dag_id": dag_id, "run_id": run_key, "params": params})
-            catalog.record_failure(conn, ex_id, "begin", f"bad run parameters: {e}")
+            catalog.start_attempt(conn, ex_id, "begin", try_number)
+            catalog.end_attempt(conn, ex_id, "begin", try_number, f"bad run parameters: {e}")
+            catalog.record_failure(conn, ex_id, "begin", f"bad run parameters: {e}", try_number)
         raise RunParamsError(f"comb '{comb.name}': bad run parameters: {e}") from None
     with connect(dsn) as conn:
         previous = None if comb.window_driven else catalog.completed_output(conn, comb_id, run_key)
         jar_id = catalog.ensure_jar(conn, comb, comb_id, execution_type, window)
         execution_id = catalog.start_execution(
             conn, comb_id, execution_type, jar_id, run_key,
-            {"dag_id": dag_id, "run_id": run_key, "window": window.as_dict(), "params": params},
+            {"dag_id": dag_id, "run_id": run_key, "window": window.as_dict(), "params": params,
+             "logical_date": logical_date.isoformat() if logical_date else None},
         )
+        catalog.start_attempt(conn, execution_id, "begin", try_number)
+    # What killed runs of this comb left in staging (not even their failure handler ran).
+    from include.honeycomb.pipeline import sweep_staging
+    from include.settings import get_settings
+
+    swept = sweep_staging(comb, get_settings().staging_max_age)
+    with connect(dsn) as conn:
+        catalog.end_attempt(conn, execution_id, "begin", try_number)
     run = {
+        "staging_swept": swept,
         "comb": comb.name,
         "comb_id": comb_id,
         "jar_id": jar_id,
@@ -98,6 +121,10 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
         jar = conn.execute(
             "SELECT id, name, document_count FROM honey_jars WHERE id = %s", (run["jar_id"],)
         ).fetchone()
+    if output.get("manifest_key") and not output.get("replay"):
+        from include import storage
+
+        storage.delete(output["bucket"], output["manifest_key"])  # committed: staging is empty now
     return {
         "document_id": doc_id,
         "jar_id": str(jar["id"]),
@@ -108,16 +135,20 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
         "records_scrubbed": output["records_scrubbed"],
         "records_rejected": output.get("records_rejected", 0),
         "checkpoint": checkpoint,
+        "window": output.get("window") or run["window"],
+        "records_skipped": output.get("duplicates_skipped", 0),
+        "null_cursor": output.get("null_cursor"),
     }
 
 
-def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = None) -> None:
-    """After a failed step: the audit row says failed (keeping the step's own error) and the
-    staging object, if any, is removed. Published outputs of earlier runs are untouched."""
+def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = None) -> str | None:
+    """After a failed step: the staging object, its manifest and any incomplete upload are
+    removed, attempts left 'running' are marked killed, and the audit row says failed with the
+    failing step and its error (returned). Published outputs of earlier runs are untouched."""
     from include.honeycomb.pipeline import discard_staging
 
     if not run:
-        return
-    with connect(dsn) as conn:
-        catalog.record_failure(conn, run["execution_id"], "finalize", "a step failed (see task logs)")
+        return None
     discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"], run.get("output_suffix", ""))
+    with connect(dsn) as conn:
+        return catalog.close_failed_execution(conn, run["execution_id"])

@@ -64,50 +64,63 @@ class RunWindow:
         }
 
 
-def last_complete_interval(cron: str, before: datetime) -> tuple[datetime, datetime]:
+def previous_tick(cron: str, before: datetime) -> datetime:
+    """The schedule's last tick strictly before `before`."""
     from croniter import croniter
 
-    it = croniter(cron, before)
-    end = it.get_prev(datetime)
-    start = it.get_prev(datetime)
-    return to_utc(start), to_utc(end)
+    return to_utc(croniter(cron, to_utc(before)).get_prev(datetime))
+
+
+def schedule_period(cron: str, reference: datetime | None = None) -> timedelta:
+    """The distance between two consecutive ticks after `reference` (the period of a regular
+    schedule; for an irregular one, e.g. weekdays only, the first such distance)."""
+    from croniter import croniter
+
+    it = croniter(cron, reference or datetime(2026, 1, 1, tzinfo=UTC))
+    a = it.get_next(datetime)
+    return it.get_next(datetime) - a
+
+
+def window_for_date(cron: str, date: datetime) -> tuple[datetime, datetime]:
+    """The one window a date names: [the schedule's last tick before it, the date). For a date on
+    the schedule (every scheduled and backfill run) that is the schedule interval ending there."""
+    end = to_utc(date)
+    return previous_tick(cron, end), end
 
 
 def resolve_window(
     comb: CombDefinition,
     *,
     mode: str | None = None,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
+    logical_date: datetime | str | None = None,
     run_after: datetime | None = None,
     window_start: str | datetime | None = None,
     window_end: str | datetime | None = None,
 ) -> RunWindow:
-    """The run's window.
+    """The run's window, the same on every trigger path.
 
-    incremental: explicit window_start/window_end params win; else the DAG run's data interval;
-    else (a manual/REST run with logical_date null) the last complete schedule interval before the
-    run was triggered. snapshot: the data interval end, else the trigger time.
+    incremental: explicit window_start/window_end params win; else the run's logical date X (the
+    run's trigger time when it has none: a REST trigger with `logical_date: null`) names
+    [last schedule tick before X, X). A scheduled run, a backfill run, `airflow dags test DAG X`,
+    and a UI/REST trigger with logical date X therefore all read the same rows.
+    snapshot: the whole source as of window_end, else X.
     """
     mode = mode or comb.configuration.extraction.mode
     ws, we = to_utc(window_start), to_utc(window_end)
-    ds, de = to_utc(data_interval_start), to_utc(data_interval_end)
-    ra = to_utc(run_after) or to_utc(datetime.now(UTC))
+    x = to_utc(logical_date) or to_utc(run_after) or to_utc(datetime.now(UTC))
     if mode == "snapshot":
-        return RunWindow("snapshot", None, we or de or ra)
+        return RunWindow("snapshot", None, we or x)
     if mode != "incremental":
         raise WindowError(f"unknown extraction mode '{mode}'")
     if ws or we:
         if not (ws and we):
             raise WindowError("give both window_start and window_end, or neither")
         start, end = ws, we
-    elif ds and de and ds < de:
-        start, end = ds, de
     else:
         cron = comb.configuration.extraction.schedule
         if not cron:
-            raise WindowError("no data interval, no window params and no schedule to infer one from")
-        start, end = last_complete_interval(cron, ra)
+            raise WindowError("no window params and no schedule to derive the window from")
+        start, end = window_for_date(cron, x)
     if start >= end:
         raise WindowError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     return RunWindow("incremental", start, end)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.timetables.interval import CronDataIntervalTimetable
 
 from include.honeycomb.config import CombDefinition
 from include.settings import get_settings
@@ -52,7 +51,8 @@ def comb_params(comb: CombDefinition) -> dict[str, Param]:
         ),
         "window_start": Param(
             None, type=["null", "string"], format="date-time",
-            description="override the window start (ISO-8601, UTC if no offset); with window_end",
+            description="override the window start (ISO-8601, UTC if no offset); with window_end. Without "
+                        "them, logical date X extracts [last schedule tick before X, X)",
         ),
         "window_end": Param(
             None, type=["null", "string"], format="date-time", description="override the window end",
@@ -61,8 +61,14 @@ def comb_params(comb: CombDefinition) -> dict[str, Param]:
 
 
 def build_comb_dag(comb: CombDefinition) -> DAG:
+    from include.honeycomb.windows import schedule_period
+
     ex = comb.configuration.extraction
-    schedule = CronDataIntervalTimetable(ex.schedule, timezone="UTC") if ex.schedule else None
+    # A run's logical date X names the window [last tick before X, X) on every trigger path
+    # (schedule, backfill, `dags test`, UI/REST with a date): the trigger timetable's own
+    # convention, whose data interval is that window for every date on the schedule.
+    schedule = (CronTriggerTimetable(ex.schedule, timezone="UTC", interval=schedule_period(ex.schedule))
+                if ex.schedule else None)
     start = datetime.combine(comb.start_date, datetime.min.time(), tzinfo=UTC)
     with DAG(
         dag_id=comb.dag_id,
@@ -70,7 +76,8 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
         schedule=schedule,
         start_date=start,
         catchup=False,
-        # Incremental windows de-duplicate against neighbouring outputs: one run at a time.
+        # One scheduled run at a time; backfills run up to 10 at once, and correctness never
+        # depends on this: deliveries of a comb are serialised by its delivery lock.
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         params=comb_params(comb),
@@ -85,39 +92,63 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
         @task(retries=0, multiple_outputs=False)
         def begin(**context) -> dict:
             from include.honeycomb.tasks import begin as begin_run
+            from sting_airflow.audit import try_number
             from sting_airflow.hooks import app_dsn
 
             dr = context["dag_run"]
             try:
-                return begin_run(
+                run = begin_run(
                     load_comb(comb.name),
                     run_key=context["run_id"],
                     params=dict(context["params"]),
-                    data_interval_start=context.get("data_interval_start"),
-                    data_interval_end=context.get("data_interval_end"),
+                    conf=dict(getattr(dr, "conf", None) or {}),
+                    logical_date=getattr(dr, "logical_date", None),
                     run_after=getattr(dr, "run_after", None),
                     dsn=app_dsn(),
                     dag_id=comb.dag_id,
+                    try_number=try_number(context),
                 )
             except ValueError as e:
                 raise AirflowFailException(str(e)) from None
+            w = run["window"]
+            print(f"window: {w['start'] or '(whole source)'} -> {w['end']} ({w['mode']}, {run['execution_type']})")
+            return run
 
         run = begin()
-        staged = HoneyCombExtractOperator(task_id="extract", comb_name=comb.name, run=run)
-        published = HoneyCombParquetOutputOperator(
-            task_id="write_parquet", comb_name=comb.name, run=run, staged=staged.output
+        staged = HoneyCombExtractOperator(
+            task_id="extract", comb_name=comb.name, run=run,
+            # Deliveries of one comb are serialised (its delivery lock): queue them in the
+            # scheduler instead of holding worker slots while they wait.
+            max_active_tis_per_dag=1 if comb.window_driven else None,
         )
+        if comb.window_driven:  # the extract step publishes under the delivery lock
+            published = staged
+        else:
+            published = HoneyCombParquetOutputOperator(
+                task_id="write_parquet", comb_name=comb.name, run=run, staged=staged.output
+            )
+        asset = output_asset(comb)
 
-        @task(outlets=[output_asset(comb)], multiple_outputs=False)
-        def load_honey_jar(run: dict, output: dict) -> dict:
+        @task(outlets=[asset], multiple_outputs=False)
+        def load_honey_jar(run: dict, output: dict, **context) -> dict:
             from include.honeycomb.tasks import load
+            from sting_airflow.audit import audited_step
             from sting_airflow.hooks import app_dsn
 
-            result = load(load_comb(comb.name), run, output, dsn=app_dsn())
+            dsn = app_dsn()
+            with audited_step(run, "load_honey_jar", context, dsn):
+                result = load(load_comb(comb.name), run, output, dsn=dsn)
+            w = result["window"]
             print(
-                f"{result['records_processed']} rows ({result['records_scrubbed']} scrubbed) -> "
-                f"{result['uri']} -> jar '{result['jar_name']}' ({result['document_count']} documents)"
+                f"window {w['start'] or '(whole source)'} -> {w['end']}: {result['records_processed']} rows "
+                f"({result['records_scrubbed']} scrubbed, {result['records_skipped']} already delivered, "
+                f"{result['records_rejected']} rejected) -> {result['uri']} -> jar '{result['jar_name']}' "
+                f"({result['document_count']} documents)"
             )
+            # What the run delivered, where users look: the asset event of the output.
+            context["outlet_events"][asset].extra = {
+                k: result[k] for k in ("uri", "window", "records_processed", "records_scrubbed", "records_rejected",
+                                       "records_skipped", "null_cursor", "document_id")}
             return result
 
         loaded = load_honey_jar(run, published.output)
@@ -127,22 +158,25 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
             from include.honeycomb.tasks import finalize_failed
             from sting_airflow.hooks import app_dsn
 
-            finalize_failed(load_comb(comb.name), run, dsn=app_dsn())
-            raise AirflowFailException(f"honey comb '{comb.name}' run failed: see the failed step's log")
+            message = finalize_failed(load_comb(comb.name), run, dsn=app_dsn())
+            raise AirflowFailException(f"honey comb '{comb.name}' run failed: {message or 'see the failed step'}")
 
-        steps = [staged, published, loaded]
+        steps = [staged, loaded] if comb.window_driven else [staged, published, loaded]
         if comb.type == "stream" and comb.subtype == "redis_streams":
 
             @task(multiple_outputs=False)
-            def acknowledge(run: dict) -> int:
+            def acknowledge(run: dict, **context) -> int:
                 """Acknowledge the messages the committed checkpoint covers: only now is their
                 output durable (published and registered)."""
                 from include.honeycomb.checkpointed import acknowledge as ack
+                from sting_airflow.audit import audited_step
                 from sting_airflow.hooks import HoneyCombVaultHook, app_dsn
 
                 c = load_comb(comb.name)
-                return ack(c, run, HoneyCombVaultHook().source_secret(c.configuration.connection.vault_path),
-                           dsn=app_dsn())
+                dsn = app_dsn()
+                with audited_step(run, "acknowledge", context, dsn):
+                    return ack(c, run, HoneyCombVaultHook().source_secret(c.configuration.connection.vault_path),
+                               dsn=dsn)
 
             acked = acknowledge(run)
             loaded >> acked

@@ -29,22 +29,11 @@ def window_from(run: dict):
     return RunWindow.from_dict(run["window"])
 
 
-def _record_failure(execution_id: str | None, step: str, err: BaseException, dsn: str | None = None) -> None:
-    if not execution_id:
-        return
-    from include.db import connect
-    from include.honeycomb.catalog import record_failure
-
-    try:
-        with connect(dsn) as conn:
-            record_failure(conn, execution_id, step, str(err))
-    except Exception:  # the audit write must never hide the original error
-        pass
-
-
 class HoneyCombExtractOperator(BaseOperator):
-    """Extract a comb run into a staging object: a database comb's window (scrubbed at the
-    source), or what a checkpointed comb (api, file_system, stream) has beyond its checkpoint.
+    """Extract a comb run: a database comb's window (scrubbed at the source) is delivered under
+    the comb's delivery lock and published at its final key; a checkpointed comb (api,
+    file_system, stream) writes what it has beyond its checkpoint to a staging object, which
+    `HoneyCombParquetOutputOperator` publishes.
 
     :param comb_name: the comb (its definition file is `include/combs/<comb_name>.yaml`)
     :param run: the run descriptor from the begin step (execution id, window); templated, so an
@@ -62,30 +51,31 @@ class HoneyCombExtractOperator(BaseOperator):
         self.vault_conn_id = vault_conn_id
 
     def execute(self, context) -> dict:
-        from include.honeycomb.pipeline import extract_to_staging
+        from include.honeycomb.pipeline import extract_and_publish
         from include.honeycomb.postgres_source import Credentials
+        from sting_airflow.audit import audited_step
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 
         comb = load_comb(self.comb_name)
         run = self.run
-        try:
-            vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
-            path = comb.configuration.connection.vault_path
-            scrub = comb.configuration.scrubbing
-            # The salt is always fetched (profiles may hash any column); tokenize needs the vault keys.
-            salt, token_vault = vault.scrubbing_secrets(scrub.salt_vault_path, scrub.may_tokenize)
-            if not comb.window_driven:  # api, file_system, stream: resume from the checkpoint
-                from include.honeycomb.checkpointed import extract_to_staging as extract_checkpointed
+        dsn = app_dsn()
+        with audited_step(run, "extract", context, dsn):
+            try:
+                vault = HoneyCombVaultHook(vault_conn_id=self.vault_conn_id)
+                path = comb.configuration.connection.vault_path
+                scrub = comb.configuration.scrubbing
+                # The salt is always fetched (profiles may hash any column); tokenize needs the vault keys.
+                salt, token_vault = vault.scrubbing_secrets(scrub.salt_vault_path, scrub.may_tokenize)
+                if not comb.window_driven:  # api, file_system, stream: resume from the checkpoint
+                    from include.honeycomb.checkpointed import extract_to_staging as extract_checkpointed
 
-                return extract_checkpointed(comb, run, vault.source_secret(path), salt, token_vault, app_dsn())
-            creds = Credentials.from_secret(vault.source_secret(path, ("username", "password")), path)
-            return extract_to_staging(comb, window_from(run), creds, salt, run["execution_type"], token_vault)
-        except (SecretNotFoundError, CombConfigError) as e:
-            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
-            raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
-        except Exception as e:  # SourceError (unreachable, query failed) and the rest: retryable
-            _record_failure(run.get("execution_id"), "extract", e, app_dsn())
-            raise
+                    return extract_checkpointed(comb, run, vault.source_secret(path), salt, token_vault, dsn)
+                creds = Credentials.from_secret(vault.source_secret(path, ("username", "password")), path)
+                # Database combs decide and publish under the comb's delivery lock, in this one step.
+                return extract_and_publish(comb, window_from(run), creds, salt, run["execution_type"], token_vault,
+                                           dsn)
+            except (SecretNotFoundError, CombConfigError) as e:
+                raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
 
 
 class HoneyCombParquetOutputOperator(BaseOperator):
@@ -108,15 +98,13 @@ class HoneyCombParquetOutputOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from include.honeycomb.pipeline import publish
+        from sting_airflow.audit import audited_step
         from sting_airflow.hooks import app_dsn
 
         comb = load_comb(self.comb_name)
-        try:
+        with audited_step(self.run, "write_parquet", context, app_dsn()):
             return publish(comb, window_from(self.run), self.staged, self.run["execution_type"],
                            self.run.get("output_suffix", ""))
-        except Exception as e:
-            _record_failure(self.run.get("execution_id"), "write_parquet", e, app_dsn())
-            raise
 
 
 class EmbeddingUpsertOperator(BaseOperator):
