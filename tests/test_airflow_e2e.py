@@ -35,15 +35,15 @@ def _seed_rows():
 
 
 def _run_outputs(api, run_id):
-    out = api.xcoms(DAG, run_id, "write_parquet")
+    out = api.xcoms(DAG, run_id, "extract")  # database combs publish in the extract step
     return out[0]["value"] if out else None
 
 
 def _wait_backfill_runs(api, intervals):
     runs = {}
     for r in api.runs(DAG):
-        if r["run_type"] == "backfill" and r["data_interval_start"] in intervals:
-            runs[r["data_interval_start"]] = api.wait_run(DAG, r["dag_run_id"], timeout=300)
+        if r["run_type"] == "backfill" and r["logical_date"] in intervals:
+            runs[r["logical_date"]] = api.wait_run(DAG, r["dag_run_id"], timeout=300)
     return runs
 
 
@@ -71,8 +71,9 @@ def test_rest_trigger_with_conf(airflow, raw_values):
 
 
 def test_backfill_three_intervals_then_rerun_one_changes_nothing(airflow, raw_values):
-    intervals = ["2026-10-05T01:00:00Z", "2026-10-05T02:00:00Z", "2026-10-05T03:00:00Z"]
-    b = airflow.backfill(DAG, "2026-10-05T01:00:00Z", "2026-10-05T03:00:00Z", reprocess="completed")
+    # logical dates 02:00, 03:00, 04:00 name the windows [01,02), [02,03), [03,04)
+    intervals = ["2026-10-05T02:00:00Z", "2026-10-05T03:00:00Z", "2026-10-05T04:00:00Z"]
+    b = airflow.backfill(DAG, intervals[0], intervals[-1], reprocess="completed")
     airflow.wait_backfill(b["id"])
     runs = _wait_backfill_runs(airflow, intervals)
     assert sorted(runs) == intervals and all(r["state"] == "success" for r in runs.values()), runs
@@ -115,7 +116,7 @@ def test_no_credentials_or_raw_values_in_logs_xcom_or_parquet(airflow, raw_value
         leaked = [n for n in needles if n in text]
         assert not leaked, f"{f} contains {leaked[:3]}"
     for r in airflow.runs(DAG):
-        for task in ("begin", "extract", "write_parquet", "load_honey_jar"):
+        for task in ("begin", "extract", "write_parquet", "load_honey_jar", "acknowledge"):
             try:
                 entries = airflow.xcoms(DAG, r["dag_run_id"], task, key=None)
             except RuntimeError:

@@ -67,6 +67,10 @@ class AirflowAPI:
     def runs(self, dag_id: str) -> list[dict]:
         return self._req("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"]
 
+    def runs_between(self, dag_id: str, gte: str, lte: str) -> list[dict]:
+        q = f"logical_date_gte={urllib.request.quote(gte)}&logical_date_lte={urllib.request.quote(lte)}"
+        return self._req("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&{q}")["dag_runs"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         q = urllib.request.quote(run_id, safe="")
         return self._req("GET", f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances")["task_instances"]

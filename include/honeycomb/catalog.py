@@ -207,6 +207,8 @@ def complete_execution(conn, execution_id: str, output: dict, document_id: str |
     meta = {
         "output": {k: output.get(k) for k in ("uri", "bytes", "sha256", "columns", "window")},
         "duplicates_skipped": output.get("duplicates_skipped", 0),
+        "null_cursor": ({k: output["null_cursor"].get(k) for k in ("rows", "uri", "policy")}
+                        if output.get("null_cursor") else None),
         "scrub_plan": output.get("scrub_plan", {}),
         "document_id": document_id,
     }

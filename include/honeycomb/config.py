@@ -83,6 +83,9 @@ class Extraction(_Strict):
         default=None, description="database: the window column; api: the cursor field of each record")
     lookback: Annotated[timedelta, Field(default=timedelta(hours=1))] = timedelta(hours=1)
     batch_size: int = Field(default=100_000, ge=1_000, le=5_000_000)
+    null_cursor: Literal["deliver", "fail"] = Field(
+        default="deliver", description="rows whose incremental column is NULL: deliver them in the comb's "
+        "null-cursor object (rewritten by every run), or fail the run while any exists")
 
     @field_validator("lookback", mode="before")
     @classmethod

@@ -48,7 +48,8 @@ def _text(c: str) -> str:
     return f"CAST({c} AS CHAR)"
 
 
-def build_select(comb: CombDefinition, columns: list[str], window: RunWindow) -> tuple[str, dict, list[str]]:
+def build_select(comb: CombDefinition, columns: list[str], window: RunWindow,
+                 null_cursor: bool = False) -> tuple[str, dict, list[str]]:
     from include.honeycomb.config import PUSHDOWN_ACTIONS
     from include.privacy.actions import REDACTED
 
@@ -78,16 +79,24 @@ def build_select(comb: CombDefinition, columns: list[str], window: RunWindow) ->
     flag = " OR ".join(f"{quote_ident(c)} IS NOT NULL" for c in decisions) or "FALSE"
     select.append(f"({flag}) AS {quote_ident(SCRUBBED_FLAG)}")
     query = f"SELECT {', '.join(select)} FROM ({render_base_query(comb)}) AS src"
-    if window.mode == "incremental":
+    if null_cursor:
+        query += f" WHERE {quote_ident(ex.incremental_column)} IS NULL"
+    elif window.mode == "incremental":
         inc = quote_ident(ex.incremental_column)
         query += f" WHERE {inc} >= %(read_from)s AND {inc} < %(window_end)s"
     return query, decisions, out_cols
 
 
-def _arrow_type(desc) -> pa.DataType | None:
+def _arrow_type(desc, binary: bool = False) -> pa.DataType | None:
+    """The Arrow type of a result column; `binary`: the column's character set is `binary`
+    (BINARY, VARBINARY, BLOB: bytes, never text)."""
     from pymysql.constants import FIELD_TYPE as F
 
+    if binary and desc[1] in (F.VARCHAR, F.VAR_STRING, F.STRING, F.TINY_BLOB, F.BLOB, F.MEDIUM_BLOB, F.LONG_BLOB):
+        return pa.binary()
     code, precision, scale = desc[1], desc[4], desc[5]
+    if code == F.TINY and desc[3] == 1:  # TINYINT(1): MySQL's BOOLEAN
+        return pa.bool_()
     if code in (F.TINY, F.SHORT, F.LONG, F.LONGLONG, F.INT24, F.YEAR):
         return pa.int64()
     if code in (F.FLOAT, F.DOUBLE):
@@ -98,9 +107,13 @@ def _arrow_type(desc) -> pa.DataType | None:
         return pa.date32()
     if code in (F.DATETIME, F.TIMESTAMP):
         return pa.timestamp("us", tz="UTC")
-    if code in (F.VARCHAR, F.VAR_STRING, F.STRING, F.JSON, F.ENUM, F.SET, F.TIME):
+    if code == F.TIME:
+        return pa.duration("us")  # MySQL TIME is a duration (-838:59:59 to 838:59:59)
+    if code in (F.VARCHAR, F.VAR_STRING, F.STRING, F.JSON, F.ENUM, F.SET):
         return pa.string()
-    return None  # BLOB/TEXT (text or binary by charset), BIT, ...: decided by the first value
+    if code in (F.TINY_BLOB, F.BLOB, F.MEDIUM_BLOB, F.LONG_BLOB):
+        return pa.string()  # TEXT columns (a binary character set was handled above)
+    return None  # BIT, GEOMETRY, ...: decided by the first value
 
 
 def _utc(v):
@@ -134,7 +147,8 @@ def _batches(cur, names: list[str], types: list[pa.DataType | None], size: int) 
 
 
 @contextmanager
-def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None):
+def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None,
+                  null_cursor: bool = False):
     """Context: (schema incl. the scrubbed flag column, info, batch iterator) of the window."""
     import pymysql
     import pymysql.cursors
@@ -162,7 +176,7 @@ def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, s
                 c.execute("SET @sting_hash_salt = %s", (salt or "",))
                 c.execute(f"SELECT * FROM ({render_base_query(comb)}) AS src LIMIT 0", params)
                 columns = [d[0] for d in c.description]
-            query, decisions, out_cols = build_select(comb, columns, window)
+            query, decisions, out_cols = build_select(comb, columns, window, null_cursor)
             if any(a == "hash" for a, _ in decisions.values()) and not salt:
                 raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given")
             cur = conn.cursor()
@@ -172,7 +186,9 @@ def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, s
         except pymysql.MySQLError as e:
             raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e))}") from None
         names = [d[0] for d in cur.description]
-        types = [_arrow_type(d) for d in cur.description]
+        fields = getattr(getattr(cur, "_result", None), "fields", None) or [None] * len(cur.description)
+        types = [_arrow_type(d, getattr(f, "charsetnr", None) == 63) for d, f in zip(cur.description, fields,
+                                                                                    strict=True)]
         flag = names.index(SCRUBBED_FLAG)
         types[flag] = pa.bool_()
         batches = _batches(cur, names, types, min(ex.batch_size, 50_000))

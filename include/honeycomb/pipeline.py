@@ -26,8 +26,20 @@ log = logging.getLogger(__name__)
 _SEP = "\x1f"
 
 
+def _utc_cursor(arr):
+    """The incremental column as UTC timestamps, whatever its type is now or was when an older
+    output was written (timestamptz, timestamp, date): keys and bounds compare equal across a
+    type change of the column."""
+    if pa.types.is_date(arr.type):
+        arr = pc.cast(arr, pa.timestamp("us"))
+    if pa.types.is_timestamp(arr.type):
+        arr = pc.cast(arr, pa.timestamp("us", tz="UTC"))
+    return arr
+
+
 def _row_keys(table_or_batch, pk: list[str], inc: str) -> pa.Array:
-    cols = [pc.cast(table_or_batch.column(c), pa.string()) for c in [*pk, inc]]
+    cols = [pc.cast(table_or_batch.column(c), pa.string()) for c in pk]
+    cols.append(pc.cast(_utc_cursor(table_or_batch.column(inc)), pa.string()))
     return pc.binary_join_element_wise(*cols, _SEP)
 
 
@@ -56,9 +68,9 @@ def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str 
     for key in neighbor_outputs(comb, window, execution_type):
         body = storage.s3_client().get_object(Bucket=loc.bucket, Key=key)["Body"].read()
         t = pq.read_table(io.BytesIO(body), columns=[*ex.primary_key, ex.incremental_column])
-        inc = t.column(ex.incremental_column)
-        t = t.filter(pc.and_(pc.greater_equal(inc, pa.scalar(read_from, inc.type)),
-                             pc.less(inc, pa.scalar(window.end, inc.type))))
+        inc = _utc_cursor(t.column(ex.incremental_column))
+        utc = pa.timestamp("us", tz="UTC")
+        t = t.filter(pc.and_(pc.greater_equal(inc, pa.scalar(read_from, utc)), pc.less(inc, pa.scalar(window.end, utc))))
         if t.num_rows:
             parts.append(_row_keys(t, ex.primary_key, ex.incremental_column))
     if not parts:
@@ -68,13 +80,13 @@ def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str 
 
 def extract_to_file(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
-    execution_type: str = "continuous_flow", token_vault=None,
+    execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
 ) -> dict:
-    """Stream the window into a Parquet file (a path or a writable file-like object).
-    Returns counts and the schema."""
+    """Stream the window (or, with `null_cursor`, the rows whose incremental column is NULL) into
+    a Parquet file (a path or a writable file-like object). Returns counts and the schema."""
     ex = comb.configuration.extraction
     out = comb.configuration.output
-    skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" else None
+    skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" and not null_cursor else None
     rows = scrubbed = duplicates = 0
     from include.honeycomb.config import PUSHDOWN_ACTIONS
 
@@ -82,7 +94,7 @@ def extract_to_file(
         from include.honeycomb.postgres_source import stream_window
     else:  # mysql / mariadb
         from include.honeycomb.mysql_source import stream_window
-    with stream_window(comb, creds, window, salt) as (schema, info, batches):
+    with stream_window(comb, creds, window, salt, null_cursor=null_cursor) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
         keep_idx = [i for i in range(len(schema)) if i != flag_idx]
         # Actions SQL cannot do run here, on each batch, with the same engine every comb uses.
@@ -122,15 +134,15 @@ def extract_to_file(
 
 def extract_to_staging(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
-    execution_type: str = "continuous_flow", token_vault=None,
+    execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
 ) -> dict:
     """Extract + scrub the window into the staging object. Returns a reference (no data)."""
     loc = OutputLocation.for_comb(comb, execution_type)
-    key = loc.staging_key(window)
+    key = loc.null_cursor_key(staging=True) if null_cursor else loc.staging_key(window)
     # Parquet streams straight to the staging object: upload parts go out (C++ threads) while
     # the source is still being read. A failed extraction deletes whatever was staged.
     with storage.staged_upload(loc.bucket, key) as sink:
-        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault)
+        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor)
     result["sha256"] = sink.sha256.hexdigest()
     result["bytes"] = sink.size
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",
@@ -180,7 +192,41 @@ def extract_and_publish(
         # this comb writes it while we hold the lock).
         storage.abort_uploads(loc.bucket, loc.staging_key(window), exact=True)
         staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault)
-        return publish(comb, window, staged, execution_type)
+        published = publish(comb, window, staged, execution_type)
+        if window.mode == "incremental":
+            published["null_cursor"] = _null_cursor_rows(comb, window, creds, salt, execution_type, token_vault)
+        return published
+
+
+def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
+                      execution_type: str, token_vault) -> dict:
+    """Rows whose incremental column is NULL belong to no window. Policy `deliver` (default):
+    every incremental run rewrites the comb's null-cursor object with the rows that are NULL now
+    (each such row is there exactly once, in its current version, until it gets a cursor value
+    and is delivered by that value's window). Policy `fail`: the run fails while any exists."""
+    policy = comb.configuration.extraction.null_cursor
+    loc = OutputLocation.for_comb(comb, execution_type)
+    staging = loc.null_cursor_key(staging=True)
+    storage.abort_uploads(loc.bucket, staging, exact=True)
+    staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault, null_cursor=True)
+    n = staged["records_processed"]
+    if n:
+        log.warning("comb %s: %d row(s) have a NULL %s (policy %s)", comb.name, n,
+                    comb.configuration.extraction.incremental_column, policy)
+    if policy == "fail" and n:
+        storage.delete(loc.bucket, staging)
+        from include.honeycomb.postgres_source import SourceError
+
+        raise SourceError(f"comb '{comb.name}': {n} row(s) have a NULL incremental column "
+                          f"'{comb.configuration.extraction.incremental_column}' (null_cursor: fail)")
+    final = loc.null_cursor_key()
+    c = storage.s3_client()
+    c.copy_object(Bucket=loc.bucket, Key=final, CopySource={"Bucket": loc.bucket, "Key": staging},
+                  MetadataDirective="COPY")
+    c.delete_object(Bucket=loc.bucket, Key=staging)
+    ref = {k: v for k, v in staged.items() if k != "staging_key"}
+    ref.update({"rows": n, "key": final, "uri": storage.uri(loc.bucket, final), "policy": policy})
+    return ref
 
 
 def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow",

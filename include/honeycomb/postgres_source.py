@@ -98,6 +98,95 @@ def _constant_expr(col: sql.Identifier, text: str) -> sql.Composable:
     return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE {t} END").format(c=col, t=sql.Literal(text))
 
 
+# PostgreSQL types the ADBC driver passes as opaque bytes (or in a unit no reader expects), and
+# how the SELECT turns them into a common type: text for network addresses, bit strings, xml,
+# time with time zone, uuid (canonical text: read as such by every Parquet reader, unlike the
+# Parquet UUID annotation); intervals as microseconds (PostgreSQL's own epoch arithmetic: a month
+# is 30 days, a year 365.25) that become Arrow durations; money as numeric(20,2).
+_TEXT_TYPES = {"uuid", "inet", "cidr", "macaddr", "macaddr8", "timetz", "xml", "bit", "varbit", "tsvector",
+               "tsquery", "point", "line", "lseg", "box", "path", "polygon", "circle", "pg_lsn", "txid_snapshot",
+               "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange", "oid", "regclass"}
+
+
+def sql_casts(schema: pa.Schema) -> dict[str, str]:
+    """Column -> cast kind ('text', 'text[]', 'interval', 'money') from the driver's description."""
+    out = {}
+    for f in schema:
+        pgtype = (f.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+        base = pgtype.removeprefix("_")
+        if pgtype == "interval":
+            out[f.name] = "interval"
+        elif pgtype == "money":
+            out[f.name] = "money"
+        elif base in _TEXT_TYPES or (isinstance(f.type, pa.BaseExtensionType) and base != "numeric"
+                                     and f.type.extension_name not in ("arrow.json",)):
+            out[f.name] = "text[]" if pgtype.startswith("_") else "text"
+        elif pa.types.is_list(f.type) and isinstance(f.type.value_type, pa.BaseExtensionType) and base != "numeric":
+            out[f.name] = "text[]"
+    return out
+
+
+def _cast_expr(col: sql.Identifier, kind: str) -> sql.Composable:
+    return {
+        # the type's own output format (inet '10.0.0.1', not the text cast's '10.0.0.1/32')
+        "text": sql.SQL("CASE WHEN {0} IS NULL THEN NULL ELSE format('%s', {0}) END"),
+        "text[]": sql.SQL("{}::text[]"),
+        "interval": sql.SQL("(EXTRACT(epoch FROM {}) * 1000000)::bigint"),
+        "money": sql.SQL("{}::numeric(20,2)"),
+    }[kind].format(col)
+
+
+def _numeric_type(typmod: int) -> pa.DataType:
+    """numeric(p,s) -> decimal(p,s); unconstrained numeric -> decimal(38,18), as Spark reads it."""
+    if typmod < 4:
+        return pa.decimal128(38, 18)
+    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(min(precision, 76), scale)
+
+
+def arrow_targets(schema: pa.Schema, casts: dict[str, str], described: pa.Schema) -> dict[int, pa.DataType]:
+    """Field index -> the Arrow type the output column gets, for the fields that need a change:
+    numerics to decimals, JSON to text, naive timestamps to UTC, intervals to durations. The
+    PostgreSQL type and typmod come from the description of the source relation."""
+    out = {}
+    for i, f in enumerate(schema):
+        j = described.get_field_index(f.name)
+        meta = (described.field(j).metadata if j >= 0 else None) or f.metadata or {}
+        t = f.type
+        if casts.get(f.name) == "interval":
+            out[i] = pa.duration("us")
+        elif casts.get(f.name) == "money" and isinstance(t, pa.BaseExtensionType):
+            out[i] = pa.decimal128(20, 2)
+        elif isinstance(t, pa.BaseExtensionType) and meta.get(b"POSTGRESQL:type") in (b"numeric", b"money"):
+            out[i] = _numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
+        elif pa.types.is_list(t) and isinstance(t.value_type, pa.BaseExtensionType) and \
+                meta.get(b"POSTGRESQL:type") == b"_numeric":
+            out[i] = pa.list_(pa.decimal128(38, 18))
+        elif isinstance(t, pa.BaseExtensionType):
+            out[i] = t.storage_type if t.extension_name == "arrow.json" else pa.string()
+        elif pa.types.is_timestamp(t) and t.tz is None:
+            out[i] = pa.timestamp("us", tz="UTC")  # naive timestamps are UTC (the session runs in UTC)
+        elif pa.types.is_timestamp(t) and t.unit != "us":
+            out[i] = pa.timestamp("us", tz="UTC")
+    return out
+
+
+def convert(arr: pa.Array, target: pa.DataType, column: str) -> pa.Array:
+    """One column of a batch to its output type; a value that does not fit names its column."""
+    import pyarrow.compute as pc
+
+    if isinstance(arr.type, pa.BaseExtensionType):
+        arr = arr.storage
+    elif pa.types.is_list(arr.type) and isinstance(arr.type.value_type, pa.BaseExtensionType):
+        arr = pa.ListArray.from_arrays(arr.offsets, arr.values.storage, mask=arr.is_null())
+    try:
+        if pa.types.is_duration(target) and pa.types.is_integer(arr.type):
+            return pc.cast(arr, pa.int64()).view(target)
+        return pc.cast(arr, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise SourceError(f"column '{column}': a value does not fit {target} ({str(e)[:200]})") from None
+
+
 def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple[str, str]]:
     """Column -> (action, entity) for a database source's columns, after checking that the key
     and incremental columns exist (shared by the PostgreSQL and MySQL sources)."""
@@ -112,14 +201,18 @@ def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple
 
 
 def build_select(
-    comb: CombDefinition, columns: list[str], window: RunWindow
+    comb: CombDefinition, columns: list[str], window: RunWindow, casts: dict[str, str] | None = None,
+    null_cursor: bool = False,
 ) -> tuple[sql.Composable, dict[str, tuple[str, str]], list[str]]:
-    """SELECT over the base relation with scrubbing pushed down and the window applied.
+    """SELECT over the base relation with scrubbing pushed down and the window applied (or, with
+    `null_cursor`, the rows whose incremental column is NULL).
 
     Returns (query, decisions column -> (action, entity), output column names). Columns whose
     action cannot run in SQL (tokenize, generalize, anonymize_ip) are selected as they are and
-    scrubbed on the Arrow batches by the pipeline.
+    scrubbed on the Arrow batches by the pipeline. `casts` (column -> kind, see `sql_casts`)
+    turns types the Arrow driver only passes as opaque bytes into ones every reader knows.
     """
+    casts = casts or {}
     from include.honeycomb.config import PUSHDOWN_ACTIONS
     from include.privacy.actions import REDACTED
 
@@ -142,14 +235,16 @@ def build_select(
             select.append(sql.SQL("{} AS {}").format(_constant_expr(ident, f"<{entity}>"), ident))
         else:  # no action, or one that runs on the Arrow side
             assert action is None or action not in PUSHDOWN_ACTIONS
-            select.append(ident)
+            select.append(sql.SQL("{} AS {}").format(_cast_expr(ident, casts[c]), ident) if c in casts else ident)
         out_cols.append(c)
     scrubbed = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in decisions]
     flag = sql.SQL(" OR ").join(scrubbed) if scrubbed else sql.SQL("false")
     select.append(sql.SQL("({}) AS {}").format(flag, sql.Identifier(SCRUBBED_FLAG)))
 
     query = sql.SQL("SELECT {} FROM ({}) AS src").format(sql.SQL(", ").join(select), render_base_query(comb))
-    if window.mode == "incremental":
+    if null_cursor:
+        query = sql.SQL("{} WHERE {} IS NULL").format(query, sql.Identifier(ex.incremental_column))
+    elif window.mode == "incremental":
         inc = sql.Identifier(ex.incremental_column)
         query = sql.SQL(
             "{} WHERE {inc} >= current_setting('sting.read_from')::timestamptz "
@@ -190,13 +285,16 @@ def _set(cur, name: str, value: str) -> None:
 
 @contextmanager
 def stream_window(
-    comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None
+    comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None, null_cursor: bool = False,
 ) -> Iterator[tuple[pa.Schema, dict, Iterator[pa.RecordBatch]]]:
-    """Context: (schema incl. the scrubbed flag column, info, batch iterator) of the window."""
+    """Context: (schema incl. the scrubbed flag column, info, batch iterator) of the window, or
+    of the rows whose incremental column is NULL. Output types are normalised: decimals,
+    UTC timestamps, durations, text for what has no Arrow type."""
     ex = comb.configuration.extraction
     with open_source(comb, creds) as conn:
         cur = conn.cursor()
         try:
+            cur.execute("SET TIME ZONE 'UTC'")  # naive timestamps are read, compared and written as UTC
             if window.mode == "incremental":
                 _set(cur, "sting.read_from", window.read_from(ex.lookback).isoformat())
                 _set(cur, "sting.window_start", window.start.isoformat())
@@ -208,8 +306,10 @@ def stream_window(
             _set(cur, "sting.hash_salt", salt or "")
             describe = sql.SQL("SELECT * FROM ({}) AS src LIMIT 0").format(render_base_query(comb))
             cur.execute(describe.as_string())
-            columns = [f.name for f in cur.fetch_arrow_table().schema]
-            query, decisions, out_cols = build_select(comb, columns, window)
+            described = cur.fetch_arrow_table().schema
+            columns = [f.name for f in described]
+            casts = sql_casts(described)
+            query, decisions, out_cols = build_select(comb, columns, window, casts, null_cursor)
             if any(a == "hash" for a, _ in decisions.values()) and not salt:
                 raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given")
             cur.execute(query.as_string())
@@ -218,5 +318,16 @@ def stream_window(
             raise
         except Exception as e:
             raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e)).strip()}") from None
+        targets = arrow_targets(reader.schema, casts, described)
+        schema = pa.schema([pa.field(f.name, targets.get(i, f.type)) for i, f in enumerate(reader.schema)])
+
+        def batches():
+            for b in reader:
+                if targets:
+                    cols = [convert(b.column(i), targets[i], f.name) if i in targets else b.column(i)
+                            for i, f in enumerate(reader.schema)]
+                    b = pa.RecordBatch.from_arrays(cols, schema=schema)
+                yield b
+
         info = {"columns": out_cols, "decisions": decisions}
-        yield reader.schema, info, iter(reader)
+        yield schema, info, batches()

@@ -108,6 +108,9 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
     """Upsert the output's document into the jar and complete the execution, atomically."""
     with connect(dsn) as conn:
         doc_id = catalog.load_output_into_jar(conn, run["jar_id"], comb, output, run["execution_id"])
+        nc = output.get("null_cursor")
+        if nc and nc.get("uri"):  # the comb's rows without a cursor value: one document, rewritten
+            catalog.load_output_into_jar(conn, run["jar_id"], comb, nc, run["execution_id"])
         catalog.complete_execution(conn, run["execution_id"], output, doc_id)
         checkpoint = None
         if output.get("replay"):

@@ -71,16 +71,6 @@ def previous_tick(cron: str, before: datetime) -> datetime:
     return to_utc(croniter(cron, to_utc(before)).get_prev(datetime))
 
 
-def schedule_period(cron: str, reference: datetime | None = None) -> timedelta:
-    """The distance between two consecutive ticks after `reference` (the period of a regular
-    schedule; for an irregular one, e.g. weekdays only, the first such distance)."""
-    from croniter import croniter
-
-    it = croniter(cron, reference or datetime(2026, 1, 1, tzinfo=UTC))
-    a = it.get_next(datetime)
-    return it.get_next(datetime) - a
-
-
 def window_for_date(cron: str, date: datetime) -> tuple[datetime, datetime]:
     """The one window a date names: [the schedule's last tick before it, the date). For a date on
     the schedule (every scheduled and backfill run) that is the schedule interval ending there."""
@@ -152,6 +142,12 @@ class OutputLocation:
 
     def staging_key(self, window: RunWindow, suffix: str = "") -> str:
         return f"_staging/{self.prefix}/{self.comb}__{window.tag}{suffix}.parquet"
+
+    def null_cursor_key(self, staging: bool = False) -> str:
+        """The object holding the rows whose incremental column is NULL (rewritten by each run)."""
+        if staging:
+            return f"_staging/{self.prefix}/{self.comb}__null_cursor.parquet"
+        return f"{self.prefix}/null_cursor/{self.comb}__null_cursor.parquet"
 
     def months_between(self, start: datetime, end: datetime) -> list[str]:
         out, y, m = [], start.year, start.month

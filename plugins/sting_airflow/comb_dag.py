@@ -61,14 +61,13 @@ def comb_params(comb: CombDefinition) -> dict[str, Param]:
 
 
 def build_comb_dag(comb: CombDefinition) -> DAG:
-    from include.honeycomb.windows import schedule_period
-
     ex = comb.configuration.extraction
-    # A run's logical date X names the window [last tick before X, X) on every trigger path
-    # (schedule, backfill, `dags test`, UI/REST with a date): the trigger timetable's own
-    # convention, whose data interval is that window for every date on the schedule.
-    schedule = (CronTriggerTimetable(ex.schedule, timezone="UTC", interval=schedule_period(ex.schedule))
-                if ex.schedule else None)
+    # A run's logical date X names the window [last tick before X, X), derived by `begin` on
+    # every trigger path. The trigger timetable gives every path the same logical date for the
+    # same tick (scheduled and backfill runs: the tick; `dags test DAG X`, UI/REST with X: X). A
+    # data-interval timetable would not: its scheduled runs carry the interval's start, its
+    # manual runs the interval's end.
+    schedule = CronTriggerTimetable(ex.schedule, timezone="UTC") if ex.schedule else None
     start = datetime.combine(comb.start_date, datetime.min.time(), tzinfo=UTC)
     with DAG(
         dag_id=comb.dag_id,

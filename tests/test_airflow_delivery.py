@@ -1,0 +1,216 @@
+"""Exactly once under Airflow's own triggers: a CLI backfill at its default concurrency (10 runs at
+once), then the same backfill reprocessing completed runs after rows changed; and the same logical
+date naming the same window on every trigger path (backfill, REST with a date, `dags test`,
+schedule, REST with a window conf, REST without a date)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import time
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+
+from include import storage
+from include.db import connect
+from include.devstack.stack import VENV_BIN
+from include.settings import get_settings
+from tests.combtools import read_output, utc
+
+pytestmark = pytest.mark.airflow
+DAG = "honey_comb__sample_customers"
+BASE = 9_100_000
+
+
+@pytest.fixture(scope="module")
+def H(airflow):
+    """Four ticks of a day no run of the DAG has touched yet (the metadata database outlives a
+    session): the backfill's logical dates H[1..3] name the windows [H0,H1), [H1,H2), [H2,H3)."""
+    import random
+
+    airflow.wait_for_dag(DAG)
+    airflow.unpause(DAG)
+    rnd = random.Random()
+    for _ in range(50):
+        day = utc(2026, 2, 1) + timedelta(days=rnd.randrange(0, 200))
+        ticks = [day + timedelta(hours=h) for h in range(6, 10)]
+        if not airflow.runs_between(DAG, ticks[0].isoformat(), ticks[3].isoformat()):
+            return ticks
+    raise RuntimeError("no untouched day found")
+
+
+def _source():
+    s = get_settings()
+    return psycopg.connect(s.dsn(s.sample_source_db), autocommit=True)
+
+
+def _upsert(c, i: int, ts: datetime, segment: str) -> None:
+    c.execute(
+        """INSERT INTO crm.customers (id, full_name, email, ssn, phone_mobile, phone_home, date_of_birth, city,
+               country, segment, lifetime_value, notes, created_at, updated_at)
+           VALUES (%s, %s, %s, '987-65-4321', '+44 7700 900123', NULL, '1980-02-03', 'Leeds', 'GB', %s, 10, 'bf',
+                   %s, %s)
+           ON CONFLICT (id) DO UPDATE SET segment = EXCLUDED.segment, updated_at = EXCLUDED.updated_at""",
+        (i, f"Backfill Person {i}", f"bf-{i}@example.org", segment, ts - timedelta(days=1), ts))
+
+
+def _airflow_cli(*args: str) -> str:
+    p = subprocess.run([str(VENV_BIN / "airflow"), *args], env=os.environ.copy(), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    return p.stdout
+
+
+def _backfill_and_wait(api, H, reprocess: str | None) -> list[dict]:
+    args = ["backfill", "create", "--dag-id", DAG, "--from-date", H[1].isoformat(), "--to-date", H[3].isoformat()]
+    if reprocess:
+        args += ["--reprocess-behavior", reprocess]
+    started = time.time()
+    for _ in range(60):  # one backfill per DAG at a time: wait for an earlier one
+        p = subprocess.run([str(VENV_BIN / "airflow"), *args], env=os.environ.copy(), capture_output=True, text=True,
+                           timeout=300)
+        if p.returncode == 0:
+            break
+        assert "already" in (p.stdout + p.stderr).lower(), p.stdout[-2000:] + p.stderr[-2000:]
+        time.sleep(5)
+    want = {h.isoformat().replace("+00:00", "Z") for h in H[1:]}
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        runs = [r for r in api.runs(DAG) if r["run_type"] == "backfill" and r["logical_date"] in want]
+        done = [r for r in runs if r["state"] in ("success", "failed")
+                and datetime.fromisoformat(r["end_date"].replace("Z", "+00:00")).timestamp() > started]
+        if len(done) == 3:
+            return done
+        time.sleep(3)
+    raise TimeoutError(f"backfill runs not done: {[(r['logical_date'], r['state']) for r in runs]}")
+
+
+def _delivered(H) -> dict[int, list[tuple[str, str]]]:
+    """Test row id -> [(segment, output key)] over every output object of the comb that month."""
+    bucket = get_settings().comb_output_bucket
+    seen = collections.defaultdict(list)
+    for o in storage.list_keys(bucket, f"sample_customers/year={H[0]:%Y}/month={H[0]:%m}/"):
+        if f"__{H[0]:%Y%m%d}T" not in o["Key"]:  # other days' outputs (other tests, sessions)
+            continue
+        t, _ = read_output(bucket, o["Key"])
+        if not t.num_rows:
+            continue
+        for i, seg in zip(t.column("id").to_pylist(), t.column("segment").to_pylist(), strict=True):
+            if BASE <= i < BASE + 1000:
+                seen[i].append((seg, o["Key"]))
+    return seen
+
+
+def test_backfill_at_default_concurrency_then_reprocessed_delivers_each_row_once(airflow, H):
+    with _source() as c:
+        c.execute("DELETE FROM crm.customers WHERE id >= %s AND id < %s", (BASE, BASE + 1000))
+        # 20 rows per window, including rows exactly on the boundaries and in the last second.
+        for w in range(3):
+            for k in range(20):
+                ts = H[w] + timedelta(seconds=(3599 if k == 19 else 180 * k))
+                _upsert(c, BASE + 100 * w + k, ts, "v1")
+    runs = _backfill_and_wait(airflow, H, None)
+    assert all(r["state"] == "success" for r in runs), [(r["logical_date"], r["state"]) for r in runs]
+    seen = _delivered(H)
+    want = {BASE + 100 * w + k for w in range(3) for k in range(20)}
+    assert set(seen) == want
+    assert [i for i, v in seen.items() if len(v) != 1] == []
+
+    # Rows change: 10 rows of the first window move into the third (a new version), 15 late rows
+    # arrive in the second. Reprocess every interval, 3 at once again.
+    with _source() as c:
+        for k in range(10):
+            _upsert(c, BASE + k, H[2] + timedelta(minutes=30, seconds=k), "v2")
+        for k in range(15):
+            _upsert(c, BASE + 500 + k, H[1] + timedelta(minutes=2 * k), "late")
+    runs = _backfill_and_wait(airflow, H, "completed")
+    assert all(r["state"] == "success" for r in runs), [(r["logical_date"], r["state"]) for r in runs]
+    seen = _delivered(H)
+    want |= {BASE + 500 + k for k in range(15)}
+    assert set(seen) == want
+    assert [i for i, v in seen.items() if len(v) != 1] == []  # each row exactly once ...
+    assert all(seen[BASE + k][0][0] == "v2" for k in range(10))  # ... in its latest version
+    assert all(seen[BASE + k][0][1].endswith(f"__{H[2]:%Y%m%dT%H%M%SZ}__{H[3]:%Y%m%dT%H%M%SZ}.parquet")
+               for k in range(10))
+
+    # every attempt of every step of these runs is in the audit, and staging is empty
+    with connect() as conn:
+        rows = conn.execute(
+            """SELECT e.run_key, a.step, a.state FROM honey_comb_execution_attempts a
+                 JOIN honey_comb_executions e ON e.id = a.execution_id WHERE e.run_key = ANY(%s)""",
+            ([r["dag_run_id"] for r in runs],)).fetchall()
+    steps = collections.Counter((r["step"], r["state"]) for r in rows)
+    assert steps[("begin", "success")] >= 3 and steps[("extract", "success")] >= 3
+    assert steps[("load_honey_jar", "success")] >= 3
+    bucket = get_settings().comb_output_bucket
+    assert not list(storage.list_keys(bucket, "_staging/sample_customers/"))
+
+
+def _execution_window(run_id: str) -> dict:
+    with connect() as conn:
+        row = conn.execute(
+            """SELECT e.metadata FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_customers' AND e.run_key = %s""", (run_id,)).fetchone()
+    assert row, run_id
+    return row["metadata"]["window"]
+
+
+def test_one_logical_date_names_one_window_on_every_trigger_path(airflow, H):
+    """Airflow allows one run per logical date, so each path gets its own date here; every one
+    must follow the one rule: logical date X extracts [last schedule tick before X, X)."""
+
+    def check(run_id: str, x: datetime, path: str) -> None:
+        w = _execution_window(run_id)
+        start = x.replace(minute=0, second=0, microsecond=0)
+        start = start - timedelta(hours=1) if start == x else start
+        assert (w["start"], w["end"]) == (start.isoformat(), x.isoformat()), (path, x, w)
+
+    # REST trigger with a logical date on the schedule, and one off it
+    for x in (H[0], H[0] - timedelta(minutes=25)):
+        run = airflow.trigger(DAG, logical_date=x.isoformat())
+        assert airflow.wait_run(DAG, run["dag_run_id"])["state"] == "success"
+        check(run["dag_run_id"], x, "REST logical_date")
+    # REST trigger with the same window as conf (no logical date)
+    run = airflow.trigger(DAG, conf={"window_start": (H[0] - timedelta(hours=1)).isoformat(),
+                                     "window_end": H[0].isoformat()})
+    assert airflow.wait_run(DAG, run["dag_run_id"])["state"] == "success"
+    check(run["dag_run_id"], H[0], "REST window conf")
+    # airflow dags test DAG X
+    x = H[0] - timedelta(hours=2)
+    _airflow_cli("dags", "test", DAG, x.isoformat())
+    with connect() as conn:
+        row = conn.execute(
+            """SELECT e.run_key FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_customers' AND e.metadata->>'logical_date' = %s
+                ORDER BY e.started_at DESC LIMIT 1""", (x.isoformat(),)).fetchone()
+    check(row["run_key"], x, "dags test")
+    # Backfill runs (the test above ran them) and scheduled runs
+    checked = collections.Counter()
+    for r in airflow.runs(DAG) + airflow.runs_between(DAG, H[0].isoformat(), H[3].isoformat()):
+        if r["state"] != "success" or not r["logical_date"] or r["run_type"] not in ("backfill", "scheduled"):
+            continue
+        check(r["dag_run_id"], datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00")), r["run_type"])
+        checked[r["run_type"]] += 1
+    assert checked["backfill"] >= 3 and checked["scheduled"] >= 1  # unpausing started the latest tick
+    # REST trigger without a logical date: the window ends at the trigger time
+    run = airflow.trigger(DAG)
+    assert airflow.wait_run(DAG, run["dag_run_id"])["state"] == "success"
+    w = _execution_window(run["dag_run_id"])
+    after = datetime.fromisoformat(airflow.run(DAG, run["dag_run_id"])["run_after"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(w["end"])
+    assert abs((end - after).total_seconds()) < 1.5
+    assert datetime.fromisoformat(w["start"]) == end.replace(minute=0, second=0, microsecond=0)
+
+
+def test_unknown_conf_key_is_rejected(airflow):
+    airflow.wait_for_dag(DAG)
+    run = airflow.trigger(DAG, conf={"windw_start": "2026-02-14T07:00:00Z"})
+    done = airflow.wait_run(DAG, run["dag_run_id"])
+    assert done["state"] == "failed"
+    with connect() as conn:
+        ex = conn.execute("SELECT status, error_message FROM honey_comb_executions WHERE run_key = %s",
+                          (run["dag_run_id"],)).fetchone()
+    assert ex["status"] == "failed" and "unknown conf key(s) 'windw_start'" in ex["error_message"]
