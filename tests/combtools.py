@@ -66,16 +66,21 @@ def utc(*a) -> datetime:
     return datetime(*a, tzinfo=UTC)
 
 
-def run_steps(name: str, run_key: str, **params):
-    """begin -> extract (operator) -> write_parquet (operator) -> load: like one DAG run."""
+def run_steps(name: str, run_key: str, try_number: int = 1, **params):
+    """begin -> extract (operator) -> write_parquet (operator) -> load: like one DAG run (the
+    steps' attempt number `try_number`, as Airflow's task instance would give it)."""
+    from types import SimpleNamespace
+
     from include.honeycomb.tasks import begin, load
     from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
 
     comb = load_comb(name)
-    run = begin(comb, run_key=run_key, params={k: (v.isoformat() if isinstance(v, datetime) else v)
-                                                for k, v in params.items()})
-    staged = HoneyCombExtractOperator(task_id="extract", comb_name=name, run=run).execute({})
-    out = HoneyCombParquetOutputOperator(task_id="write_parquet", comb_name=name, run=run, staged=staged).execute({})
+    context = {"ti": SimpleNamespace(try_number=try_number)}
+    run = begin(comb, run_key=run_key, try_number=try_number,
+                params={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()})
+    staged = HoneyCombExtractOperator(task_id="extract", comb_name=name, run=run).execute(context)
+    out = HoneyCombParquetOutputOperator(task_id="write_parquet", comb_name=name, run=run,
+                                         staged=staged).execute(context)
     return run, staged, out, load(comb, run, out)
 
 
