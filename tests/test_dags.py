@@ -103,3 +103,39 @@ def test_a_bad_comb_definition_is_isolated_and_named(tmp_path, monkeypatch, stac
     assert "invalid-config" in broken.tags
     assert "configuration.extraction.mode" in broken.description
     assert type(broken.timetable).__name__ == "NullTimetable"  # never scheduled
+
+
+def test_any_file_name_and_any_content_fails_alone(tmp_path, monkeypatch, stack):
+    """A space in the name, an alias bomb, binary garbage, deep nesting, a non-mapping, an
+    undecodable file: each becomes its own invalid-config DAG, quickly; the good comb loads."""
+    import time
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    good = yaml.safe_load((REPO / "include/combs/sample_customers.yaml").read_text())
+    (tmp_path / "sample_customers.yaml").write_text(yaml.safe_dump(good))
+    spaced = dict(good, name="my comb")
+    (tmp_path / "my comb.yaml").write_text(yaml.safe_dump(spaced))
+    bomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, (prev, cur) in enumerate(zip("abcdefgh", "bcdefghi", strict=True)):
+        bomb.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(bomb) + "\n")  # ~1 KB, 9^9 strings expanded
+    assert len((tmp_path / "bomb.yaml").read_bytes()) < 1500
+    (tmp_path / "garbage.yaml").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "deep.yaml").write_text("[" * 5000 + "]" * 5000)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "Ünïcode naïve (copy).yaml").write_text("name: [\n")
+    monkeypatch.setenv("STING_COMBS_DIR", str(tmp_path))
+    t0 = time.monotonic()
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    elapsed = time.monotonic() - t0
+    assert bag.import_errors == {}
+    assert "honey_comb__sample_customers" in bag.dags and "document_ingestion" in bag.dags
+    invalid = {d.dag_id: d for d in bag.dags.values() if "invalid-config" in d.tags}
+    assert len(invalid) == 6, sorted(invalid)
+    bomb_dag = invalid["honey_comb__bomb"]
+    assert "alias bomb" in bomb_dag.description
+    assert any(i.startswith("honey_comb__my_comb_") for i in invalid)
+    assert any(i.startswith("honey_comb__nicode_na_ve_copy_") or i.startswith("honey_comb__") and "copy" in i
+               for i in invalid)
+    assert elapsed < 30, elapsed

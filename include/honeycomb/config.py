@@ -362,10 +362,62 @@ def parse_comb(raw: dict[str, Any], source: str = "<dict>", env: dict | None = N
         raise CombConfigError(f"comb '{name}' ({source}): {_format_validation_error(e)}") from None
 
 
+MAX_COMB_FILE_BYTES = 256 * 1024
+MAX_YAML_NODES = 50_000  # after alias expansion: a real comb has a few hundred
+
+
+def _expanded_size(root, limit: int) -> int:
+    """Nodes of a YAML node graph once every alias is expanded (aliases share nodes; memoised,
+    iterative: no recursion limit), stopping as soon as it passes `limit`."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        n = 1 + sum(sizes.get(id(c), 0) for c in children)
+        if n > limit:
+            return n
+        sizes[id(node)] = n
+    return sizes.get(id(root), 0)
+
+
+def load_yaml_bounded(text: str, source: str, max_bytes: int = MAX_COMB_FILE_BYTES,
+                      max_nodes: int = MAX_YAML_NODES) -> Any:
+    """Safe YAML with bounds: the text's size, and the size once aliases are expanded (a 1 KB
+    "billion laughs" alias bomb is refused before anything is built from it)."""
+    if len(text.encode("utf-8", "replace")) > max_bytes:
+        raise CombConfigError(f"{source}: the file is larger than {max_bytes // 1024} KB")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_size(node, max_nodes)
+        if n > max_nodes:
+            raise CombConfigError(f"{source}: the YAML expands to more than {max_nodes} nodes through its "
+                                  "aliases (an alias bomb?); refused")
+        return loader.construct_document(node)
+    except CombConfigError:
+        raise
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as e:
+        raise CombConfigError(f"{source}: not valid YAML: {str(e)[:500]}") from None
+    finally:
+        loader.dispose()
+
+
 def load_comb_file(path: Path, env: dict | None = None) -> CombDefinition:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        raw = load_yaml_bounded(path.read_text(encoding="utf-8", errors="strict"), str(path))
+    except (OSError, UnicodeDecodeError) as e:
         raise CombConfigError(f"{path}: cannot read comb definition: {e}") from None
     comb = parse_comb(raw, str(path), env)
     if comb.name != path.stem:
@@ -380,4 +432,16 @@ def comb_files(directory: Path | None = None) -> list[Path]:
 
 def load_raw(path: Path) -> dict[str, Any]:
     """The definition as written (placeholders unresolved): what is stored in honey_combs."""
-    return yaml.safe_load(path.read_text())
+    return load_yaml_bounded(path.read_text(), str(path))
+
+
+def invalid_dag_id(path: Path) -> str:
+    """A valid, unique DAG id for a comb file that cannot be loaded, whatever its name: the
+    stem's safe characters, plus a hash of the name when anything had to be replaced."""
+    import hashlib
+
+    stem = path.stem
+    safe = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_").lower()[:150] or "unnamed"
+    if safe != stem:
+        safe += "_" + hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"honey_comb__{safe}"

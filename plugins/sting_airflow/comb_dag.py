@@ -188,10 +188,11 @@ def build_invalid_comb_dag(path: Path, error: Exception) -> DAG:
     """A comb whose definition is invalid still shows up, paused-by-default and unscheduled, with
     the validation error as its description and as the failure of its only task: one bad file
     never hides the other combs."""
-    name = path.stem.lower().replace("-", "_")
-    message = str(error)
+    from include.honeycomb.config import invalid_dag_id
+
+    message = str(error)[:4000]
     with DAG(
-        dag_id=f"honey_comb__{name}",
+        dag_id=invalid_dag_id(path),
         description=f"INVALID CONFIG: {message}"[:1000],
         schedule=None,
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
