@@ -117,7 +117,7 @@ def test_any_file_name_and_any_content_fails_alone(tmp_path, monkeypatch, stack)
     spaced = dict(good, name="my comb")
     (tmp_path / "my comb.yaml").write_text(yaml.safe_dump(spaced))
     bomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for i, (prev, cur) in enumerate(zip("abcdefgh", "bcdefghi", strict=True)):
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
         bomb.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
     (tmp_path / "bomb.yaml").write_text("\n".join(bomb) + "\n")  # ~1 KB, 9^9 strings expanded
     assert len((tmp_path / "bomb.yaml").read_bytes()) < 1500

@@ -51,6 +51,8 @@ class SampleAPI:
         self.fail_first = fail_first  # the first N requests answer fail_status
         self.fail_status = fail_status
         self.max_limit = 1_000  # page sizes above this are capped, as many APIs do
+        self.echo_request_on_401 = False  # a 401 body that quotes the request's headers (some APIs do)
+        self.stuck_pagination = False  # cursor / next link that never advance (a buggy API)
         self.requests = 0
         self.log: list[tuple[int, str]] = []
         self.lock = threading.Lock()
@@ -93,7 +95,10 @@ def make_handler(api: SampleAPI):
                 return self._send(429, {"error": "rate limited"}, {"Retry-After": "1"})
             if api.api_key and self.headers.get("X-API-Key") != api.api_key:
                 api.log.append((401, self.path))
-                return self._send(401, {"error": "missing or wrong X-API-Key"})
+                body = {"error": "missing or wrong X-API-Key"}
+                if api.echo_request_on_401:
+                    body["request"] = {"path": self.path, "headers": dict(self.headers.items())}
+                return self._send(401, body)
             parts = u.path.strip("/").split("/")
             if parts[:2] != ["v1", "indicators"] or len(parts) != 3:
                 return self._send(404, {"error": f"no such path {u.path}"})
@@ -110,12 +115,14 @@ def make_handler(api: SampleAPI):
             if style == "cursor":
                 start = int(q.get("cursor", 0))
                 nxt = start + limit if start + limit < len(rs) else None
+                if api.stuck_pagination:
+                    nxt = limit
                 return self._send(200, {"data": rs[start:start + limit], "meta": {"next_cursor": nxt}})
             if style == "link":
                 after = int(q.get("after", 0))
                 headers = {}
                 if after + limit < len(rs):
-                    nq = {**q, "after": after + limit, "limit": limit}
+                    nq = {**q, "after": limit if api.stuck_pagination else after + limit, "limit": limit}
                     headers["Link"] = f'<{u.path}?{urlencode(nq)}>; rel="next"'
                 return self._send(200, rs[after:after + limit], headers)
             return self._send(404, {"error": f"unknown pagination style {style}"})

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from include.honeycomb.config import CombDefinition
+from include.honeycomb.errors import mysql_permanent
 from include.honeycomb.postgres_source import SCRUBBED_FLAG, TEMPLATE_VAR, Credentials, SourceError, scrub_decisions
 from include.honeycomb.windows import RunWindow
 
@@ -162,7 +163,8 @@ def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, s
                                init_command="SET time_zone = '+00:00'", ssl={} if p.ssl else None,
                                cursorclass=pymysql.cursors.SSCursor)
     except pymysql.MySQLError as e:
-        raise SourceError(f"comb '{comb.name}': cannot connect to {where}: {creds.redact(str(e))}") from None
+        raise SourceError(f"comb '{comb.name}': cannot connect to {where}: {creds.redact(str(e))}",
+                          mysql_permanent(e)) from None
     try:
         naive = lambda d: d.astimezone(UTC).replace(tzinfo=None) if d else None  # noqa: E731
         if window.mode == "incremental":
@@ -178,13 +180,13 @@ def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, s
                 columns = [d[0] for d in c.description]
             query, decisions, out_cols = build_select(comb, columns, window, null_cursor)
             if any(a == "hash" for a, _ in decisions.values()) and not salt:
-                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given")
+                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given", permanent=True)
             cur = conn.cursor()
             cur.execute(query, params if window.mode == "incremental" or "%(" in query else None)
         except SourceError:
             raise
         except pymysql.MySQLError as e:
-            raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e))}") from None
+            raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e))}", mysql_permanent(e)) from None
         names = [d[0] for d in cur.description]
         fields = getattr(getattr(cur, "_result", None), "fields", None) or [None] * len(cur.description)
         types = [_arrow_type(d, getattr(f, "charsetnr", None) == 63) for d, f in zip(cur.description, fields,

@@ -21,6 +21,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from include.honeycomb.config import CombDefinition
+from include.honeycomb.errors import CombError, pg_permanent
 from include.honeycomb.windows import RunWindow
 
 SCRUBBED_FLAG = "__sting_scrubbed"
@@ -32,8 +33,9 @@ _SETTING = {
 }
 
 
-class SourceError(RuntimeError):
-    """The source could not be read (unreachable, bad credentials, missing table or column)."""
+class SourceError(CombError):
+    """The source could not be read (unreachable, bad credentials, missing table or column);
+    `permanent` when no retry can help."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Credentials:
     def from_secret(cls, secret: dict, vault_path: str) -> Credentials:
         missing = [k for k in ("username", "password") if not secret.get(k)]
         if missing:
-            raise SourceError(f"Vault secret '{vault_path}' lacks key(s): {', '.join(missing)}")
+            raise SourceError(f"Vault secret '{vault_path}' lacks key(s): {', '.join(missing)}", permanent=True)
         return cls(str(secret["username"]), str(secret["password"]))
 
     def redact(self, text: str) -> str:
@@ -184,7 +186,7 @@ def convert(arr: pa.Array, target: pa.DataType, column: str) -> pa.Array:
             return pc.cast(arr, pa.int64()).view(target)
         return pc.cast(arr, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise SourceError(f"column '{column}': a value does not fit {target} ({str(e)[:200]})") from None
+        raise SourceError(f"column '{column}': a value does not fit {target} ({str(e)[:200]})", permanent=True) from None
 
 
 def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple[str, str]]:
@@ -195,7 +197,7 @@ def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple
     if missing:
         raise SourceError(
             f"comb '{comb.name}': column(s) {', '.join(missing)} not in the source "
-            f"(columns: {', '.join(columns)})"
+            f"(columns: {', '.join(columns)})", permanent=True,
         )
     return comb.configuration.scrubbing.decisions(columns)
 
@@ -271,7 +273,8 @@ def open_source(comb: CombDefinition, creds: Credentials):
     try:
         conn = adbc.connect(connection_uri(comb, creds))
     except Exception as e:  # driver errors carry libpq's text; never the password, but be sure
-        raise SourceError(f"comb '{comb.name}': cannot connect to {where}: {creds.redact(str(e)).strip()}") from None
+        text = creds.redact(str(e)).strip()
+        raise SourceError(f"comb '{comb.name}': cannot connect to {where}: {text}", pg_permanent(text)) from None
     try:
         yield conn
     finally:
@@ -311,13 +314,14 @@ def stream_window(
             casts = sql_casts(described)
             query, decisions, out_cols = build_select(comb, columns, window, casts, null_cursor)
             if any(a == "hash" for a, _ in decisions.values()) and not salt:
-                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given")
+                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given", permanent=True)
             cur.execute(query.as_string())
             reader = cur.fetch_record_batch()
         except SourceError:
             raise
         except Exception as e:
-            raise SourceError(f"comb '{comb.name}': query failed: {creds.redact(str(e)).strip()}") from None
+            text = creds.redact(str(e)).strip()
+            raise SourceError(f"comb '{comb.name}': query failed: {text}", pg_permanent(text)) from None
         targets = arrow_targets(reader.schema, casts, described)
         schema = pa.schema([pa.field(f.name, targets.get(i, f.type)) for i, f in enumerate(reader.schema)])
 

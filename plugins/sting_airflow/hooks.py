@@ -9,7 +9,12 @@ from include.settings import get_settings
 
 
 class SecretNotFoundError(LookupError):
-    """No secret at a Vault path. The message names the path, never a value."""
+    """No secret at a Vault path (or no permission to read it). The message names the path, never
+    a value. Deterministic: fails the run at once."""
+
+
+class VaultUnavailableError(ConnectionError):
+    """Vault could not be reached or answered with a server error: transient, retried."""
 
 
 class HoneyCombVaultHook(VaultHook):
@@ -23,13 +28,18 @@ class HoneyCombVaultHook(VaultHook):
         super().__init__(vault_conn_id=vault_conn_id, **kwargs)
 
     def get_comb_secret(self, vault_path: str, required: tuple[str, ...] = ()) -> dict:
+        import hvac.exceptions
+        import requests
+
         path = vault_path.strip("/")
         try:
             secret = self.get_secret(secret_path=path)
-        except Exception as e:  # hvac raises InvalidPath / Forbidden; name the path, not content
-            raise SecretNotFoundError(
-                f"cannot read Vault secret '{path}': {type(e).__name__}"
-            ) from None
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as e:
+            raise SecretNotFoundError(f"cannot read Vault secret '{path}': {type(e).__name__}") from None
+        except (requests.exceptions.RequestException, hvac.exceptions.VaultDown, hvac.exceptions.InternalServerError,
+                hvac.exceptions.BadGateway, hvac.exceptions.RateLimitExceeded) as e:
+            raise VaultUnavailableError(
+                f"Vault unreachable while reading '{path}' ({type(e).__name__}); the step is retried") from None
         if not secret:
             raise SecretNotFoundError(f"no secret at Vault path '{path}' (KV v2, mount 'secret')")
         missing = [k for k in required if not secret.get(k)]

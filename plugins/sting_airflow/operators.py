@@ -76,6 +76,12 @@ class HoneyCombExtractOperator(BaseOperator):
                                            dsn)
             except (SecretNotFoundError, CombConfigError) as e:
                 raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
+            except Exception as e:
+                from include.honeycomb.errors import is_permanent
+
+                if is_permanent(e):  # bad SQL, 401/403, missing bucket...: a retry would fail the same way
+                    raise AirflowFailException(str(e)) from None
+                raise  # transient (unreachable, timeout, 5xx, 429, Vault down): retried with backoff
 
 
 class HoneyCombParquetOutputOperator(BaseOperator):

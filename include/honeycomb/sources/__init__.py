@@ -14,11 +14,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.honeycomb.errors import CombError
+
 MAX_REJECTS_LISTED = 200
 
 
-class SourceReadError(RuntimeError):
-    """The source could not be read at all (unreachable, bad credentials): the run fails and retries."""
+class SourceReadError(CombError):
+    """The source could not be read at all: the run fails, and retries unless `permanent` (bad
+    credentials, 4xx, an invalid response, a missing bucket)."""
 
 
 @dataclass

@@ -14,12 +14,14 @@ A record that is not a JSON object, or lacks the cursor field, is rejected alone
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from include.honeycomb.errors import http_permanent
 from include.honeycomb.sources import Extract, SourceReadError
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,25 @@ def _key(value: Any):
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
+def secret_forms(secret: dict | None) -> list[str]:
+    """Every form a secret value can take in a request or an echoed response: as is, URL-quoted,
+    and the Basic credential (base64 of user:password)."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    out: set[str] = set()
+    values = [str(v) for v in (secret or {}).values() if v not in (None, "") and len(str(v)) >= 4]
+    for v in values:
+        out |= {v, quote(v, safe=""), quote_plus(v)}
+    if (secret or {}).get("username") and (secret or {}).get("password"):
+        out.add(base64.b64encode(f"{secret['username']}:{secret['password']}".encode()).decode())
+    return sorted(out, key=len, reverse=True)
+
+
 class ApiClient:
     def __init__(self, comb, secret: dict | None):
         self.comb = comb
+        self._secrets = secret_forms(secret)
         self.p = comb.parameters
         self.requests = 0
         self.retries = 0
@@ -86,12 +104,23 @@ class ApiClient:
                 auth = (secret["username"], secret["password"])
         except KeyError as e:
             raise SourceReadError(f"comb '{comb.name}': auth '{kind}' needs key {e} in the Vault secret "
-                                  f"'{comb.configuration.connection.vault_path}'") from None
+                                  f"'{comb.configuration.connection.vault_path}'", permanent=True) from None
         self.http = httpx.Client(base_url=self.p.base_url, headers=headers, auth=auth,
                                  timeout=self.p.timeout_seconds, follow_redirects=True)
 
     def close(self) -> None:
         self.http.close()
+
+    def redact(self, text: str) -> str:
+        """A message that quotes a request or a response never carries the comb's secrets, nor
+        the auth header's value (APIs that echo the request put them in their error bodies)."""
+        for v in self._secrets:
+            text = text.replace(v, "***")
+        header = self.p.auth.header if self.p.auth.type == "api_key" else "Authorization"
+        return re.sub(rf"(?i)({re.escape(header)}|authorization|x-api-key)(\W{{1,4}})([^\s\"',}}]+)", r"\1\2***", text)
+
+    def fail(self, message: str, permanent: bool) -> SourceReadError:
+        return SourceReadError(self.redact(f"comb '{self.comb.name}': {message}"), permanent)
 
     def _throttle(self) -> None:
         if self.p.requests_per_second:
@@ -113,7 +142,7 @@ class ApiClient:
 
         def before_sleep(state: RetryCallState) -> None:
             self.retries += 1
-            log.warning("comb %s: %s; retry %d of %d", self.comb.name, state.outcome.exception(),
+            log.warning("comb %s: %s; retry %d of %d", self.comb.name, self.redact(str(state.outcome.exception())),
                         state.attempt_number, r.max_attempts - 1)
 
         try:
@@ -124,12 +153,12 @@ class ApiClient:
                 before_sleep=before_sleep,
                 reraise=True,
             )(once)
-        except (RetryableHTTPError, httpx.HTTPError) as e:
-            raise SourceReadError(f"comb '{self.comb.name}': GET {url} failed after {r.max_attempts} attempt(s): "
-                                  f"{e}") from None
+        except (RetryableHTTPError, httpx.HTTPError) as e:  # transient, retries exhausted: Airflow retries later
+            raise self.fail(f"GET {url} failed after {r.max_attempts} attempt(s): {e}", False) from None
         if resp.status_code >= 400:
-            raise SourceReadError(f"comb '{self.comb.name}': GET {resp.request.url} returned HTTP "
-                                  f"{resp.status_code}: {resp.text[:300]}")
+            # redacted before it is cut: a secret split by the cut would no longer match
+            raise self.fail(f"GET {resp.request.url} returned HTTP {resp.status_code}: {self.redact(resp.text)[:300]}",
+                            http_permanent(resp.status_code))
         return resp
 
     def pages(self, extra: dict) -> Any:
@@ -138,6 +167,8 @@ class ApiClient:
         url: str = p.endpoint
         base = {**p.params, **extra}
         offset, page, cursor = 0, pg.first_page, None
+        seen_next: set[str] = set()  # cursors / next links already followed
+        last_page_digest = None
         for n in range(1, pg.max_pages + 1):
             params: dict | None = dict(base)
             if pg.type == "offset":
@@ -154,11 +185,18 @@ class ApiClient:
             try:
                 body = resp.json()
             except ValueError:
-                raise SourceReadError(f"comb '{self.comb.name}': page {n} of {url} is not JSON") from None
+                raise self.fail(f"page {n} of {url} is not JSON", True) from None
             records = _dig(body, p.records_path)
             if not isinstance(records, list):
-                raise SourceReadError(f"comb '{self.comb.name}': page {n}: no record list at "
-                                      f"'{p.records_path or '(body)'}'")
+                raise self.fail(f"page {n}: no record list at '{p.records_path or '(body)'}'", True)
+            if pg.type in ("offset", "page") and records:
+                import hashlib
+
+                digest = hashlib.sha256(resp.content).hexdigest()
+                if digest == last_page_digest:
+                    raise self.fail(f"page {n} of {url} repeats page {n - 1} byte for byte: the API ignores the "
+                                    f"{pg.type} parameter", True)
+                last_page_digest = digest
             yield n, records
             if pg.type == "none":
                 return
@@ -173,12 +211,20 @@ class ApiClient:
                 cursor = _dig(body, pg.next_cursor_path)
                 if cursor in (None, ""):
                     return
+                if str(cursor) in seen_next:
+                    raise self.fail(f"page {n}: the next cursor repeats an earlier one ({str(cursor)[:100]}): "
+                                    "the API would loop forever", True)
+                seen_next.add(str(cursor))
             elif pg.type == "link":
                 nxt = resp.links.get("next", {}).get("url")
                 if not nxt:
                     return
+                if nxt in seen_next or nxt == url:
+                    raise self.fail(f"page {n}: the next link repeats an earlier one ({nxt[:200]}): "
+                                    "the API would loop forever", True)
+                seen_next.add(nxt)
                 url = nxt
-        raise SourceReadError(f"comb '{self.comb.name}': more than max_pages={pg.max_pages} pages")
+        raise self.fail(f"more than max_pages={pg.max_pages} pages", True)
 
 
 def read(comb, secret: dict | None, state: dict | None, snapshot: bool) -> Extract:

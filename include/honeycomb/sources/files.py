@@ -46,7 +46,7 @@ def list_files(comb) -> Iterator[dict]:
 
             root = REPO_ROOT / root
         if not root.is_dir():
-            raise SourceReadError(f"comb '{comb.name}': folder '{root}' does not exist")
+            raise SourceReadError(f"comb '{comb.name}': folder '{root}' does not exist", permanent=True)
         for f in sorted(root.rglob("*")):
             rel = f.relative_to(root).as_posix()
             if f.is_file() and not rel.startswith(".") and _match(rel, p.pattern):
@@ -59,7 +59,10 @@ def list_files(comb) -> Iterator[dict]:
         try:
             objs = sorted(storage.list_keys(p.bucket, prefix), key=lambda o: o["Key"])
         except Exception as e:
-            raise SourceReadError(f"comb '{comb.name}': cannot list s3://{p.bucket}/{prefix}: {e}") from None
+            from include.honeycomb.errors import is_permanent
+
+            raise SourceReadError(f"comb '{comb.name}': cannot list s3://{p.bucket}/{prefix}: {e}",
+                                  is_permanent(e)) from None
         for o in objs:
             rel = o["Key"][len(prefix):].lstrip("/")
             if rel and not o["Key"].endswith("/") and _match(rel, p.pattern):

@@ -120,8 +120,11 @@ def read_redis(comb, secret: dict | None, state: dict | None, window, snapshot: 
                         pending_from = entries[-1][0].decode()
             ex.state = {"last_id": newest} if newest else state
             ex.info = {"mode": "continuous", "group": group, "messages": read, "already_delivered": already}
-    except redis.RedisError as e:
-        raise SourceReadError(f"comb '{comb.name}': redis stream '{p.stream}' at {p.host}:{p.port}: {e}") from None
+    except redis.RedisError as e:  # wrong password / no permission: no retry helps
+        permanent = isinstance(e, (redis.AuthenticationError, redis.exceptions.NoPermissionError,
+                                   redis.exceptions.AuthenticationWrongNumberOfArgsError))
+        raise SourceReadError(f"comb '{comb.name}': redis stream '{p.stream}' at {p.host}:{p.port}: {e}",
+                              permanent) from None
     finally:
         r.close()
     ex.add_records(records)
