@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +18,22 @@ REDACTED = "***REDACTED***"
 
 
 def _as_string(arr: pa.Array) -> pa.Array:
-    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else pc.cast(arr, pa.string())
+    """Any column as text, so every action works on every type: bytes that are not UTF-8 as hex,
+    nested values as JSON."""
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arr
+    if pa.types.is_nested(t):
+        import json
+
+        return pa.array([None if v is None else json.dumps(v, sort_keys=True, default=str) for v in arr.to_pylist()],
+                        pa.string())
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            return pa.array([None if v is None else v.hex() for v in arr.to_pylist()], pa.string())
+        return pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
 
 
 def _map_distinct(arr: pa.Array, fn) -> pa.Array:
@@ -68,20 +84,101 @@ def redact(arr: pa.Array, entity: str) -> pa.Array:
     return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(f"<{entity}>", pa.string()))
 
 
-def generalize(arr: pa.Array, number_step: int = 10) -> pa.Array:
-    """Dates and timestamps to the first day of their month; numbers rounded to `number_step`;
-    strings that are ISO dates to YYYY-MM."""
+# Month names (and their usual abbreviations, matched by prefix) in the languages of the
+# product's locales; a date whose month cannot be read is removed, never passed through.
+_MONTHS = {
+    1: ("january", "jan", "janvier", "janv", "januar", "jänner", "enero", "ene", "gennaio", "genn", "januari", "janeiro"),
+    2: ("february", "feb", "février", "fevrier", "févr", "fevr", "februar", "febrero", "febbraio", "febr", "februari",
+        "fevereiro", "fev"),
+    3: ("march", "mar", "mars", "märz", "maerz", "marzo", "maart", "março", "marco", "mrt"),
+    4: ("april", "apr", "avril", "avr", "abril", "abr", "aprile"),
+    5: ("may", "mai", "mayo", "maggio", "mag", "mei", "maio"),
+    6: ("june", "jun", "juin", "juni", "junio", "giugno", "giu", "junho"),
+    7: ("july", "jul", "juillet", "juil", "juli", "julio", "luglio", "lug", "julho"),
+    8: ("august", "aug", "août", "aout", "agosto", "ago", "augustus", "augusti"),
+    9: ("september", "sep", "sept", "septembre", "septiembre", "settembre", "set", "setembro"),
+    10: ("october", "oct", "octobre", "oktober", "okt", "octubre", "ottobre", "ott", "outubro", "out"),
+    11: ("november", "nov", "novembre", "noviembre", "novembro"),
+    12: ("december", "dec", "décembre", "decembre", "déc", "dezember", "dez", "diciembre", "dic", "dicembre",
+         "dezembro"),
+}
+_MONTH_WORDS = sorted(((w, m) for m, ws in _MONTHS.items() for w in ws), key=lambda x: -len(x[0]))
+_ISO = re.compile(r"^(\d{4})[-/.]?(\d{1,2})[-/.]?(\d{1,2})(?:[T\s].*)?$")
+_NUMERIC_DMY = re.compile(r"^(\d{1,2})\s*([/.\-])\s*(\d{1,2})\s*[/.\-]\s*(\d{2}|\d{4})(?:[T\s,].*)?$")
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+
+
+def _year2(y: int) -> int:
+    import datetime as _dt
+
+    return y + (2000 if y <= _dt.date.today().year % 100 else 1900)
+
+
+def generalize_text(v: str, date_entity: bool = True) -> str:
+    """A date written in any common form to its month ("YYYY-MM"), or to its year when day and
+    month cannot be told apart ("03/04/1985"); a number stored as text rounded to tens (not for a
+    date entity: "19850314" is a date). Anything else is removed: never passed through."""
+    t = v.strip()
+    if not t:
+        return v
+    m = _ISO.match(t)
+    if m:
+        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if 1 <= mo <= 12 and 1 <= d <= 31:
+            return f"{y:04d}-{mo:02d}"
+    m = _NUMERIC_DMY.match(t)
+    if m:
+        a, sep, b, y = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        y = int(y) if len(y) == 4 else _year2(int(y))
+        if a > 12 and 1 <= b <= 12 and a <= 31:
+            return f"{y:04d}-{b:02d}"  # day first
+        if b > 12 and 1 <= a <= 12 and b <= 31:
+            return f"{y:04d}-{a:02d}"  # month first (US)
+        if 1 <= a <= 12 and a == b:
+            return f"{y:04d}-{a:02d}"
+        if 1 <= a <= 12 and 1 <= b <= 12:
+            return f"{y:04d}"  # 03/04/1985: March or April; the year is certain
+        return REDACTED
+    low = t.lower()
+    years = _YEAR.findall(low)
+    if len(years) == 1:
+        words = re.findall(r"[^\W\d_]+", low)
+        found = {mo for w in words for name, mo in _MONTH_WORDS if w == name or (len(w) >= 3 and name.startswith(w)
+                                                                                and len(name) - len(w) <= 6)}
+        if len(found) == 1:
+            return f"{int(years[0]):04d}-{found.pop():02d}"
+    if _NUMBER.match(t) and not date_entity:
+        n = float(t.replace(",", "."))
+        return str(int(round(n / 10.0) * 10))
+    if date_entity and re.fullmatch(r"\d{4}", t) and 1000 <= int(t) <= 2999:
+        return t  # a year alone is already generalised
+    return REDACTED
+
+
+def generalize(arr: pa.Array, number_step: int = 10, entity: str | None = None) -> pa.Array:
+    """Dates and timestamps to the first day of their month; numbers rounded to `number_step`
+    (for a date entity, yyyymmdd integers to the first of their month and other numbers
+    removed); strings of any common date form to YYYY-MM (see `generalize_text`). Fails closed:
+    a value it cannot generalise is removed, never passed through."""
     t = arr.type
+    date_entity = entity is None or "DATE" in entity.upper() or "BIRTH" in entity.upper() or "DOB" in entity.upper()
     if pa.types.is_timestamp(t):
         return pc.floor_temporal(arr, unit="month")
     if pa.types.is_date(t):
         return pc.cast(pc.floor_temporal(pc.cast(arr, pa.timestamp("s")), unit="month"), t)
+    if pa.types.is_integer(t) and entity == "DATE_OF_BIRTH":
+        ymd = pc.and_(pc.greater_equal(arr, 10000101), pc.less_equal(arr, 29991231))
+        return pc.if_else(ymd, pc.add(pc.multiply(pc.divide(arr, 100), 100), 1), pa.scalar(None, t))
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        f = pc.cast(arr, pa.float64())
+        if entity == "DATE_OF_BIRTH":
+            return pa.nulls(len(arr), t)  # a fractional date of birth is nothing we can generalise
+        f = pc.cast(arr, pa.float64(), safe=False)
         rounded = pc.multiply(pc.round(pc.divide(f, float(number_step))), float(number_step))
-        return pc.cast(rounded, t) if not pa.types.is_decimal(t) else rounded
-    s = _as_string(arr)
-    return pc.if_else(pc.match_substring_regex(s, r"^\d{4}-\d{2}-\d{2}"), pc.utf8_slice_codeunits(s, 0, 7), s)
+        return pc.cast(rounded, t, safe=False) if not pa.types.is_decimal(t) else rounded
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_nested(t):
+        return redact(arr, entity or "DATE")
+    return _map_distinct(arr, lambda v: generalize_text(v, date_entity))
 
 
 def _anonymize_ipv6(v: str) -> str:

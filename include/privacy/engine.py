@@ -76,7 +76,7 @@ class Scrubber:
         if action == "redact":
             return actions.redact(arr, entity)
         if action == "generalize":
-            return actions.generalize(arr)
+            return actions.generalize(arr, entity=entity)
         if action == "anonymize_ip":
             return actions.anonymize_ip(arr)
         if action == "text":
@@ -92,7 +92,9 @@ class Scrubber:
         raise ScrubConfigError(f"unknown action '{action}'")
 
     def _scrub_column(self, path: str, arr: pa.Array, report: dict) -> pa.Array | None:
-        if pa.types.is_struct(arr.type):
+        # A struct the rules or the profile name as a whole is scrubbed as a whole (as JSON text);
+        # otherwise its fields are scrubbed one by one.
+        if pa.types.is_struct(arr.type) and self.decide(path) is None:
             children, names = [], []
             for i, f in enumerate(arr.type):
                 child = self._scrub_column(f"{path}.{f.name}", pc.struct_field(arr, [i]), report)

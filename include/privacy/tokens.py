@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.db import connect
-from include.privacy.actions import keyed_token
+from include.privacy.actions import _as_string, keyed_token
 
 VAULT_PATH = "sting/tokenization"  # {"hmac_key": ..., "fernet_key": ...}
 
@@ -40,7 +40,7 @@ class TokenVault:
     def tokenize(self, arr: pa.Array, entity: str) -> pa.Array:
         """Same value + entity -> same token, stored once (upsert) with its encrypted value."""
         tokens = keyed_token(arr, self.hmac_key, entity)
-        pairs = pa.table({"t": tokens, "v": pc.cast(arr, pa.string())}).filter(pc.is_valid(tokens))
+        pairs = pa.table({"t": tokens, "v": _as_string(arr)}).filter(pc.is_valid(tokens))
         uniq = pairs.group_by("t").aggregate([("v", "min")])
         rows = [(t, entity, self.fernet.encrypt(v.encode()).decode())
                 for t, v in zip(uniq.column("t").to_pylist(), uniq.column("v_min").to_pylist(), strict=True)]
