@@ -129,7 +129,7 @@ def generalize_text(v: str, date_entity: bool = True) -> str:
             return f"{y:04d}-{mo:02d}"
     m = _NUMERIC_DMY.match(t)
     if m:
-        a, sep, b, y = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        a, b, y = int(m.group(1)), int(m.group(3)), m.group(4)
         y = int(y) if len(y) == 4 else _year2(int(y))
         if a > 12 and 1 <= b <= 12 and a <= 31:
             return f"{y:04d}-{b:02d}"  # day first
