@@ -105,7 +105,7 @@ def test_backfill_three_intervals_then_rerun_one_changes_nothing(airflow, raw_va
 
 def test_no_credentials_or_raw_values_in_logs_xcom_or_parquet(airflow, raw_values):
     secret = vault.read_secret("honey_combs/sample_customers/credentials")["password"]
-    salt = vault.read_secret("sting/scrubbing")["hash_salt"]
+    salt = vault.read_secret("sting/scrubbing")["hash_key"]
     needles = [secret, salt, *raw_values]
     from include.devstack.stack import AIRFLOW_HOME
 

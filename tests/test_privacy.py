@@ -4,6 +4,7 @@ detokenize, files in and out, and zero leaks of structured values on Faker data.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import date, datetime
 
@@ -26,8 +27,9 @@ def vault(stack):
 
 def test_actions():
     emails = pa.array(["a@x.org", None, "a@x.org", "b@y.org"])
-    h = actions.salted_sha256(emails, SALT).to_pylist()
-    assert h[0] == h[2] == hashlib.sha256((SALT + "a@x.org").encode()).hexdigest() and h[1] is None and h[3] != h[0]
+    h = actions.keyed_hash(emails, SALT).to_pylist()  # HMAC-SHA256 with the key (RFC 2104)
+    assert h[0] == h[2] == hmac.new(SALT.encode(), b"a@x.org", hashlib.sha256).hexdigest() and h[1] is None
+    assert h[3] != h[0] and h[0] != hashlib.sha256((SALT + "a@x.org").encode()).hexdigest()
     assert actions.mask(pa.array(["+1 555 0100 1234", "12", None])).to_pylist() == ["************1234", "**", None]
     assert actions.redact(pa.array(["x", None]), "EMAIL_ADDRESS").to_pylist() == ["<EMAIL_ADDRESS>", None]
     assert actions.generalize(pa.array([date(1984, 7, 23)])).to_pylist() == [date(1984, 7, 1)]
@@ -37,7 +39,7 @@ def test_actions():
     ips = actions.anonymize_ip(pa.array(["203.0.113.77", "2001:db8:85a3:8d3:1319:8a2e:370:7348", "junk", None]))
     assert ips.to_pylist() == ["203.0.113.0", "2001:db8:85a3::", actions.REDACTED, None]
     with pytest.raises(ValueError, match="at least 16"):
-        actions.salted_sha256(emails, "short")
+        actions.keyed_hash(emails, "short")
 
 
 def test_secrets_are_always_redacted_even_nested_and_without_profile():

@@ -321,7 +321,9 @@ def seed() -> list[str]:
         out.append(f"sample MariaDB source sting_sample_assets: {assets}")
     else:
         out.append("sample MariaDB source: skipped (no MariaDB/MySQL server)")
-    vault.write_secret("sting/scrubbing", {"hash_salt": sec["hash_salt"]})
+    # The HMAC key of the `hash` action (pseudonyms), with its version: outputs record the
+    # version, so a rotation (a new key, version + 1) is traceable.
+    vault.write_secret("sting/scrubbing", {"hash_key": sec["hash_salt"], "hash_key_version": "1"})
     # Tokenization keys live in .stack/secrets.json too: the dev Vault forgets everything on
     # restart, and tokens issued before must stay joinable and reversible.
     from include.privacy.tokens import VAULT_PATH as TOKEN_PATH

@@ -205,7 +205,7 @@ def close_failed_execution(conn, execution_id: str) -> str:
 
 def complete_execution(conn, execution_id: str, output: dict, document_id: str | None) -> None:
     meta = {
-        "output": {k: output.get(k) for k in ("uri", "bytes", "sha256", "columns", "window")},
+        "output": {k: output.get(k) for k in ("uri", "bytes", "sha256", "columns", "window", "hash_key_version")},
         "duplicates_skipped": output.get("duplicates_skipped", 0),
         "null_cursor": ({k: output["null_cursor"].get(k) for k in ("rows", "uri", "policy")}
                         if output.get("null_cursor") else None),

@@ -91,7 +91,7 @@ def read_source(comb: CombDefinition, run: dict, secret: dict | None, dsn: str |
 
 
 def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, salt: str | None,
-                       token_vault=None, dsn: str | None = None) -> dict:
+                       token_vault=None, dsn: str | None = None, hash_key_version: str | None = None) -> dict:
     window = RunWindow.from_dict(run["window"])
     if run.get("replay"):
         prev = run["replay"]
@@ -106,10 +106,16 @@ def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, sal
     ex = read_source(comb, run, secret, dsn)
     table = unify(ex.tables)
     scrubbed, report = comb.configuration.scrubbing.scrubber(salt, token_vault).scrub_table(table)
+    hashed = any(v["action"] == "hash" or (v["action"] == "text") for v in report["columns"].values())
+    if hashed:  # which key made the pseudonyms (a rotation is traceable)
+        scrubbed = scrubbed.replace_schema_metadata({**(scrubbed.schema.metadata or {}),
+                                                     b"sting.hash_key_version": (hash_key_version or "1").encode(),
+                                                     b"sting.hash": b"HMAC-SHA256"})
     out = comb.configuration.output
     compression = None if out.compression == "none" else out.compression
     manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
                 "info": ex.info}
+    storage.abort_uploads(loc.bucket, key, exact=True)  # an earlier, killed attempt of this run
     with storage.staged_upload(loc.bucket, key, also_delete=(key + ".manifest.json",)) as sink:
         pq.write_table(scrubbed, sink, compression=compression)
         storage.s3_client().put_object(Bucket=loc.bucket, Key=key + ".manifest.json",
@@ -128,6 +134,7 @@ def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, sal
         "columns": [{"name": f.name, "type": str(f.type)} for f in scrubbed.schema],
         "scrub_plan": {c: v["action"] for c, v in report["columns"].items()},
         "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "source_info": ex.info,
+        "hash_key_version": (hash_key_version or "1") if hashed else None,
     }
 
 

@@ -126,7 +126,8 @@ class Extraction(_Strict):
 Action = Literal["hash", "remove", "mask", "redact", "tokenize", "generalize", "anonymize_ip"]
 # Actions the database comb runs inside the source's SELECT (raw values never leave the source);
 # the others run on the Arrow batches in the worker (values pass through its memory, unpersisted).
-PUSHDOWN_ACTIONS = frozenset({"hash", "remove", "mask", "redact", "secret"})
+# `hash` is not among them: its key stays in the worker (never in SQL or a source's session).
+PUSHDOWN_ACTIONS = frozenset({"remove", "mask", "redact", "secret"})
 
 
 class ScrubRule(_Strict):
@@ -150,7 +151,8 @@ class Scrubbing(_Strict):
     enabled: bool = True
     profile_id: str | None = None
     custom_rules: list[ScrubRule] = Field(default_factory=list)
-    salt_vault_path: str = Field(default="sting/scrubbing", description="KV v2 path holding 'hash_salt'")
+    salt_vault_path: str = Field(default="sting/scrubbing",
+                                 description="KV v2 path holding 'hash_key' (HMAC key) and 'hash_key_version'")
     text_fields: list[str] = Field(default_factory=list,
                                    description="free-text columns (names or globs) scrubbed with Presidio")
     text_allow_list: list[str] = Field(default_factory=list,

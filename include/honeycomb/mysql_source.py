@@ -4,8 +4,8 @@ query_template as Arrow batches, scrubbing pushed into the SELECT), over PyMySQL
 
 Safety of the generated SQL:
 - table and column names are backtick-quoted identifiers (embedded backticks doubled);
-- values (window bounds, the hash salt) are bound parameters, escaped by the driver; the salt goes
-  into a session variable first, so the data query refers to @sting_hash_salt, never the value.
+- values (window bounds) are bound parameters, escaped by the driver; no secret is ever sent to
+  the source (the `hash` action's key stays in the worker).
 - the session runs in UTC (time_zone '+00:00'); DATETIME values are taken as UTC.
 """
 
@@ -63,9 +63,7 @@ def build_select(comb: CombDefinition, columns: list[str], window: RunWindow,
         t = _text(q)
         if action == "remove":
             continue
-        if action == "hash":
-            expr = f"IF({q} IS NULL, NULL, SHA2(CONCAT(@sting_hash_salt, {t}), 256))"
-        elif action == "mask":
+        if action == "mask":
             expr = (f"CASE WHEN {q} IS NULL THEN NULL WHEN CHAR_LENGTH({t}) <= 4 THEN REPEAT('*', CHAR_LENGTH({t})) "
                     f"ELSE CONCAT(REPEAT('*', CHAR_LENGTH({t}) - 4), RIGHT({t}, 4)) END")
         elif action in ("secret", "redact"):
@@ -148,8 +146,7 @@ def _batches(cur, names: list[str], types: list[pa.DataType | None], size: int) 
 
 
 @contextmanager
-def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None,
-                  null_cursor: bool = False):
+def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, null_cursor: bool = False):
     """Context: (schema incl. the scrubbed flag column, info, batch iterator) of the window."""
     import pymysql
     import pymysql.cursors
@@ -175,12 +172,9 @@ def stream_window(comb: CombDefinition, creds: Credentials, window: RunWindow, s
                       "window_end": naive(window.end)}
         try:
             with conn.cursor(pymysql.cursors.Cursor) as c:
-                c.execute("SET @sting_hash_salt = %s", (salt or "",))
                 c.execute(f"SELECT * FROM ({render_base_query(comb)}) AS src LIMIT 0", params)
                 columns = [d[0] for d in c.description]
             query, decisions, out_cols = build_select(comb, columns, window, null_cursor)
-            if any(a == "hash" for a, _ in decisions.values()) and not salt:
-                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given", permanent=True)
             cur = conn.cursor()
             cur.execute(query, params if window.mode == "incremental" or "%(" in query else None)
         except SourceError:

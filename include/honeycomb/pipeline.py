@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -78,12 +81,59 @@ def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str 
     return pa.chunked_array(parts).combine_chunks().unique()
 
 
+def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
+    """Read the next batches in a thread while the caller scrubs and writes this one: the
+    driver's reading (network, decoding: C++ without the GIL) overlaps the worker's hashing.
+    At most `depth` batches wait in memory."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop, error = object(), threading.Event(), []
+
+    def produce():
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            error.append(e)
+        finally:
+            while not stop.is_set():
+                try:
+                    q.put(done, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    t = threading.Thread(target=produce, name="sting-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            b = q.get()
+            if b is done:
+                break
+            yield b
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    if error:
+        raise error[0]
+
+
 def extract_to_file(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
     execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
+    hash_key_version: str | None = None,
 ) -> dict:
     """Stream the window (or, with `null_cursor`, the rows whose incremental column is NULL) into
-    a Parquet file (a path or a writable file-like object). Returns counts and the schema."""
+    a Parquet file (a path or a writable file-like object). Returns counts and the schema.
+
+    `salt` is the `hash` action's HMAC key: it stays here, in the worker (pseudonyms are computed
+    on the Arrow batches); `hash_key_version` goes into the file's metadata."""
     ex = comb.configuration.extraction
     out = comb.configuration.output
     skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" and not null_cursor else None
@@ -94,47 +144,63 @@ def extract_to_file(
         from include.honeycomb.postgres_source import stream_window
     else:  # mysql / mariadb
         from include.honeycomb.mysql_source import stream_window
-    with stream_window(comb, creds, window, salt, null_cursor=null_cursor) as (schema, info, batches):
+    with stream_window(comb, creds, window, null_cursor=null_cursor) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
         keep_idx = [i for i in range(len(schema)) if i != flag_idx]
-        # Actions SQL cannot do run here, on each batch, with the same engine every comb uses.
+        # Actions SQL cannot (or must not: `hash`, whose key never leaves the worker) do run
+        # here, on each batch, with the same engine every comb uses.
         arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
                       if d[0] not in PUSHDOWN_ACTIONS}
+        if any(d[0] == "hash" for d in arrow_side.values()) and not salt:
+            from include.honeycomb.postgres_source import SourceError
+
+            raise SourceError(f"comb '{comb.name}': a 'hash' rule needs the hash key, none was given", permanent=True)
         scrub_cfg = comb.configuration.scrubbing
         engine = scrub_cfg.scrubber(salt, token_vault) if arrow_side else None
         out_schema = pa.schema([
             pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
             else schema.field(i).remove_metadata() for i in keep_idx])
+        if any(d[0] == "hash" for d in info["decisions"].values()):
+            out_schema = out_schema.with_metadata({b"sting.hash_key_version": (hash_key_version or "1").encode(),
+                                                   b"sting.hash": b"HMAC-SHA256"})
+        names = [f.name for f in out_schema]
         compression = None if out.compression == "none" else out.compression
         with pq.ParquetWriter(path, out_schema, compression=compression) as writer:
-            for batch in batches:
-                if skip is not None and batch.num_rows:
-                    seen = pc.is_in(_row_keys(batch, ex.primary_key, ex.incremental_column), value_set=skip)
-                    n_seen = pc.sum(seen).as_py() or 0
-                    if n_seen:
-                        batch = batch.filter(pc.invert(seen))
-                        duplicates += n_seen
+            for batch in prefetch(batches):
                 if not batch.num_rows:
                     continue
-                scrubbed += pc.sum(pc.cast(batch.column(flag_idx), pa.int64())).as_py() or 0
-                rows += batch.num_rows
                 cols = [engine.apply(batch.column(i), *arrow_side[i]) if i in arrow_side else batch.column(i)
                         for i in keep_idx]
-                writer.write_batch(pa.RecordBatch.from_arrays(
+                outb = pa.RecordBatch.from_arrays(
                     [c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, out_schema, strict=True)],
-                    schema=out_schema))
+                    schema=out_schema)
+                flags = batch.column(flag_idx)
+                if skip is not None:  # keys of the scrubbed rows: pseudonymised keys match the outputs'
+                    seen = pc.is_in(_row_keys(outb, ex.primary_key, ex.incremental_column), value_set=skip)
+                    n_seen = pc.sum(seen).as_py() or 0
+                    if n_seen:
+                        keep = pc.invert(seen)
+                        outb, flags = outb.filter(keep), pc.filter(flags, keep)
+                        duplicates += n_seen
+                if not outb.num_rows:
+                    continue
+                scrubbed += pc.sum(pc.cast(flags, pa.int64())).as_py() or 0
+                rows += outb.num_rows
+                writer.write_batch(outb)
     return {
         "records_processed": rows,
         "records_scrubbed": scrubbed,
         "duplicates_skipped": duplicates,
-        "columns": [{"name": f.name, "type": str(f.type)} for f in out_schema],
+        "columns": [{"name": n, "type": str(f.type)} for n, f in zip(names, out_schema, strict=True)],
         "scrub_plan": {c: a for c, (a, _) in info["decisions"].items()},
+        "hash_key_version": (hash_key_version or "1") if out_schema.metadata else None,
     }
 
 
 def extract_to_staging(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
     execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
+    hash_key_version: str | None = None,
 ) -> dict:
     """Extract + scrub the window into the staging object. Returns a reference (no data)."""
     loc = OutputLocation.for_comb(comb, execution_type)
@@ -142,7 +208,8 @@ def extract_to_staging(
     # Parquet streams straight to the staging object: upload parts go out (C++ threads) while
     # the source is still being read. A failed extraction deletes whatever was staged.
     with storage.staged_upload(loc.bucket, key) as sink:
-        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor)
+        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor,
+                                 hash_key_version)
     result["sha256"] = sink.sha256.hexdigest()
     result["bytes"] = sink.size
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",
@@ -183,6 +250,7 @@ def delivery_lock(comb: CombDefinition, execution_type: str = "continuous_flow",
 def extract_and_publish(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
     execution_type: str = "continuous_flow", token_vault=None, dsn: str | None = None,
+    hash_key_version: str | None = None,
 ) -> dict:
     """A database comb's window, delivered exactly once whatever runs beside it: under the comb's
     delivery lock, drop what neighbouring outputs hold, stream the rest to staging, publish."""
@@ -191,15 +259,17 @@ def extract_and_publish(
         # Uploads of this window's staging key left by an earlier, killed attempt (no other run of
         # this comb writes it while we hold the lock).
         storage.abort_uploads(loc.bucket, loc.staging_key(window), exact=True)
-        staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault)
+        staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault,
+                                    hash_key_version=hash_key_version)
         published = publish(comb, window, staged, execution_type)
         if window.mode == "incremental":
-            published["null_cursor"] = _null_cursor_rows(comb, window, creds, salt, execution_type, token_vault)
+            published["null_cursor"] = _null_cursor_rows(comb, window, creds, salt, execution_type, token_vault,
+                                                         hash_key_version)
         return published
 
 
 def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
-                      execution_type: str, token_vault) -> dict:
+                      execution_type: str, token_vault, hash_key_version: str | None = None) -> dict:
     """Rows whose incremental column is NULL belong to no window. Policy `deliver` (default):
     every incremental run rewrites the comb's null-cursor object with the rows that are NULL now
     (each such row is there exactly once, in its current version, until it gets a cursor value
@@ -208,7 +278,8 @@ def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credential
     loc = OutputLocation.for_comb(comb, execution_type)
     staging = loc.null_cursor_key(staging=True)
     storage.abort_uploads(loc.bucket, staging, exact=True)
-    staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault, null_cursor=True)
+    staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault, null_cursor=True,
+                                hash_key_version=hash_key_version)
     n = staged["records_processed"]
     if n:
         log.warning("comb %s: %d row(s) have a NULL %s (policy %s)", comb.name, n,

@@ -3,10 +3,12 @@ into the SELECT so raw values of scrubbed columns never leave the source databas
 
 Safety of the generated SQL:
 - table and column names are quoted identifiers (psycopg.sql.Identifier), never pasted text;
-- values (window bounds, the hash salt) travel as bound parameters into session settings
-  (`set_config($1)`), and the query reads them with current_setting(). The data query itself has
-  no parameters, so the ADBC driver streams it with binary COPY, and no value ever appears in
-  statement text (nor in the server's statement log).
+- values (window bounds) travel as bound parameters into session settings (`set_config($1)`),
+  and the query reads them with current_setting(). The data query itself has no parameters, so
+  the ADBC driver streams it with binary COPY.
+- no secret is ever sent to the source: the `hash` action's key stays in the worker (pseudonyms
+  are computed on the Arrow batches), so neither a statement log nor a query_template reading
+  session settings can see it.
 """
 
 from __future__ import annotations
@@ -86,14 +88,6 @@ def _mask_expr(col: sql.Identifier) -> sql.Composable:
         "CASE WHEN {c} IS NULL THEN NULL WHEN length({t}) <= 4 THEN repeat('*', length({t})) "
         "ELSE repeat('*', length({t}) - 4) || right({t}, 4) END"
     ).format(c=col, t=txt)
-
-
-def _hash_expr(col: sql.Identifier) -> sql.Composable:
-    # Salted SHA-256, hex: sha256(salt || value). Stable for a given salt, so joins still work.
-    return sql.SQL(
-        "CASE WHEN {c} IS NULL THEN NULL ELSE encode(sha256(convert_to("
-        "current_setting('sting.hash_salt') || ({c}::text), 'UTF8')), 'hex') END"
-    ).format(c=col)
 
 
 def _constant_expr(col: sql.Identifier, text: str) -> sql.Composable:
@@ -227,9 +221,7 @@ def build_select(
         ident = sql.Identifier(c)
         if action == "remove":
             continue
-        if action == "hash":
-            select.append(sql.SQL("{} AS {}").format(_hash_expr(ident), ident))
-        elif action == "mask":
+        if action == "mask":
             select.append(sql.SQL("{} AS {}").format(_mask_expr(ident), ident))
         elif action == "secret":
             select.append(sql.SQL("{} AS {}").format(_constant_expr(ident, REDACTED), ident))
@@ -288,7 +280,7 @@ def _set(cur, name: str, value: str) -> None:
 
 @contextmanager
 def stream_window(
-    comb: CombDefinition, creds: Credentials, window: RunWindow, salt: str | None, null_cursor: bool = False,
+    comb: CombDefinition, creds: Credentials, window: RunWindow, null_cursor: bool = False,
 ) -> Iterator[tuple[pa.Schema, dict, Iterator[pa.RecordBatch]]]:
     """Context: (schema incl. the scrubbed flag column, info, batch iterator) of the window, or
     of the rows whose incremental column is NULL. Output types are normalised: decimals,
@@ -306,15 +298,12 @@ def stream_window(
                 _set(cur, "sting.read_from", "-infinity")
                 _set(cur, "sting.window_start", "-infinity")
                 _set(cur, "sting.window_end", window.end.isoformat())
-            _set(cur, "sting.hash_salt", salt or "")
             describe = sql.SQL("SELECT * FROM ({}) AS src LIMIT 0").format(render_base_query(comb))
             cur.execute(describe.as_string())
             described = cur.fetch_arrow_table().schema
             columns = [f.name for f in described]
             casts = sql_casts(described)
             query, decisions, out_cols = build_select(comb, columns, window, casts, null_cursor)
-            if any(a == "hash" for a, _ in decisions.values()) and not salt:
-                raise SourceError(f"comb '{comb.name}': a 'hash' rule needs a salt, none was given", permanent=True)
             cur.execute(query.as_string())
             reader = cur.fetch_record_batch()
         except SourceError:

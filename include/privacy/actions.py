@@ -50,18 +50,37 @@ def _map_distinct(arr: pa.Array, fn) -> pa.Array:
     return pc.take(mapped, enc.indices)
 
 
-def salted_sha256(arr: pa.Array, salt: str) -> pa.Array:
-    """hex(sha256(salt || value)): the same formula as the database combs' pushed-down hash."""
-    if len(salt) < 16:
-        raise ValueError("hash salt must be at least 16 characters")
-    salted = hashlib.sha256(salt.encode())  # the salt's state once; each value continues a copy
+MIN_KEY_CHARS = 16
+
+
+def hmac_sha256_hex(key: str):
+    """A function value -> hex(HMAC-SHA256(key, value)): the pseudonym of every `hash` action
+    (structured columns, free text, every comb type). The key's padded states are computed once;
+    each value continues copies of them (RFC 2104, the same bytes as `hmac.new`)."""
+    if not key or len(key) < MIN_KEY_CHARS:
+        raise ValueError(f"the hash key must be at least {MIN_KEY_CHARS} characters (from Vault)")
+    k = key.encode()
+    if len(k) > 64:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(64, b"\0")
+    inner0 = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    outer0 = hashlib.sha256(bytes(b ^ 0x5C for b in k))
 
     def one(v: str) -> str:
-        h = salted.copy()
-        h.update(v.encode())
-        return h.hexdigest()
+        i = inner0.copy()
+        i.update(v.encode())
+        o = outer0.copy()
+        o.update(i.digest())
+        return o.hexdigest()
 
-    return _map_distinct(arr, one)
+    return one
+
+
+def keyed_hash(arr: pa.Array, key: str) -> pa.Array:
+    """hex(HMAC-SHA256(key, value)) per value: same value and key, same pseudonym in every comb,
+    file and free text (joins work); without the key a pseudonym cannot be checked against a
+    guess. Runs in the worker: the key never goes to a source."""
+    return _map_distinct(arr, hmac_sha256_hex(key))
 
 
 def keyed_token(arr: pa.Array, key: str, entity: str) -> pa.Array:

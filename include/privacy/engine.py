@@ -31,7 +31,7 @@ class ScrubConfigError(ValueError):
 class Scrubber:
     profile: str | None = None
     custom_rules: list[dict] = field(default_factory=list)
-    salt: str | None = None
+    salt: str | None = None  # the HMAC key of the `hash` action (Vault `sting/scrubbing` hash_key)
     token_vault: object | None = None  # include.privacy.tokens.TokenVault
     text_fields: list[str] = field(default_factory=list)  # free-text columns (globs) for Presidio
     text_allow_list: list[str] = field(default_factory=list)  # terms never flagged in free text
@@ -69,8 +69,8 @@ class Scrubber:
             return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(actions.REDACTED, pa.string()))
         if action == "hash":
             if not self.salt:
-                raise ScrubConfigError("the 'hash' action needs a salt (from Vault)")
-            return actions.salted_sha256(arr, self.salt)
+                raise ScrubConfigError("the 'hash' action needs the hash key (from Vault)")
+            return actions.keyed_hash(arr, self.salt)
         if action == "mask":
             return actions.mask(arr)
         if action == "redact":

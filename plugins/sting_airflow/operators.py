@@ -69,11 +69,12 @@ class HoneyCombExtractOperator(BaseOperator):
                 if not comb.window_driven:  # api, file_system, stream: resume from the checkpoint
                     from include.honeycomb.checkpointed import extract_to_staging as extract_checkpointed
 
-                    return extract_checkpointed(comb, run, vault.source_secret(path), salt, token_vault, dsn)
+                    return extract_checkpointed(comb, run, vault.source_secret(path), salt, token_vault, dsn,
+                                                hash_key_version=vault.hash_key_version)
                 creds = Credentials.from_secret(vault.source_secret(path, ("username", "password")), path)
                 # Database combs decide and publish under the comb's delivery lock, in this one step.
                 return extract_and_publish(comb, window_from(run), creds, salt, run["execution_type"], token_vault,
-                                           dsn)
+                                           dsn, hash_key_version=vault.hash_key_version)
             except (SecretNotFoundError, CombConfigError) as e:
                 raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
             except Exception as e:
