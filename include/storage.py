@@ -78,6 +78,93 @@ def staged_upload(bucket: str, key: str, also_delete: tuple[str, ...] = ()) -> I
         raise
 
 
+class MultipartSink:
+    """A write-only, hashing file-like object that streams to bucket/key as an S3 multipart upload:
+    parts go out in background threads while the writer keeps producing, and the object appears
+    only when `complete()` succeeds, atomically replacing what was there. `abort()` leaves the
+    previous object untouched and no incomplete upload behind. (pyarrow's S3 stream cannot be
+    aborted: closing it after a failure publishes the partial object.) Objects smaller than
+    one part are written with a single PUT."""
+
+    def __init__(self, bucket: str, key: str, part_size: int = 16 * 1024 * 1024, max_in_flight: int = 3):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.bucket, self.key, self.part_size, self.max_in_flight = bucket, key, part_size, max_in_flight
+        self.client = s3_client()
+        self.sha256, self.size, self.closed = hashlib.sha256(), 0, False
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._futures: list = []
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="sting-s3-part")
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self._buf += data
+        if len(self._buf) >= self.part_size:
+            self._send_part(bytes(self._buf))
+            self._buf.clear()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:  # the Parquet writer closes its sink; completion is explicit
+        pass
+
+    def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+        in_flight = [f for f in self._futures if not f.done()]
+        if len(in_flight) >= self.max_in_flight:  # bounded memory: wait for the oldest part
+            in_flight[0].result()
+        n = len(self._futures) + 1
+        self._futures.append(self._pool.submit(
+            lambda: {"PartNumber": n, "ETag": self.client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=n, Body=body)["ETag"]}))
+
+    def complete(self) -> None:
+        try:
+            if self._upload_id is None:
+                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buf))
+            else:
+                if self._buf:
+                    self._send_part(bytes(self._buf))
+                parts = [f.result() for f in self._futures]
+                self.client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                                      MultipartUpload={"Parts": parts})
+        finally:
+            self._pool.shutdown(wait=True)
+            self.closed = True
+
+    def abort(self) -> None:
+        for f in self._futures:
+            f.cancel()
+        self._pool.shutdown(wait=True)
+        if self._upload_id is not None:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+            except Exception:  # storage down: the sweep of old incomplete uploads removes it later
+                pass
+        self.closed = True
+
+
+@contextmanager
+def atomic_upload(bucket: str, key: str) -> Iterator[MultipartSink]:
+    """Write bucket/key through a hashing sink; the object is replaced only if the block succeeds."""
+    sink = MultipartSink(bucket, key)
+    try:
+        yield sink
+    except BaseException:
+        sink.abort()
+        raise
+    try:
+        sink.complete()
+    except BaseException:
+        sink.abort()
+        raise
+
+
 def s3_client():
     s = get_settings()
     return _client(s.s3_endpoint, s.s3_access_key, s.s3_secret_key, s.s3_region)

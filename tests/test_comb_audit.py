@@ -54,10 +54,11 @@ def _execution(comb: str, run_key: str) -> str:
 
 
 def _staging_empty(schema: str) -> bool:
+    """No staging object and no incomplete upload anywhere under the comb's prefixes."""
     bucket = get_settings().comb_output_bucket
-    prefix = f"_staging/tests/{schema}/"
-    uploads = storage.s3_client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
-    return not list(storage.list_keys(bucket, prefix)) and not uploads
+    uploads = [u for prefix in (f"_staging/tests/{schema}/", f"tests/{schema}/")
+               for u in storage.s3_client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])]
+    return not list(storage.list_keys(bucket, f"_staging/tests/{schema}/")) and not uploads
 
 
 def test_killed_extract_is_audited_and_its_retry_cleans_staging(env):
@@ -67,9 +68,10 @@ def test_killed_extract_is_audited_and_its_retry_cleans_staging(env):
     from include.honeycomb.windows import OutputLocation, RunWindow
 
     loc = OutputLocation(bucket, f"tests/{schema}", name)
-    staging = loc.staging_key(RunWindow("incremental", W["window_start"], W["window_end"]))
-    # What a writer killed in the middle of its upload leaves: an incomplete multipart upload.
-    storage.s3_client().create_multipart_upload(Bucket=bucket, Key=staging)
+    final = loc.final_key(RunWindow("incremental", W["window_start"], W["window_end"]))
+    # What a writer killed in the middle of its upload leaves: an incomplete multipart upload
+    # (database combs stream to the final key; the object appears only when the upload completes).
+    storage.s3_client().create_multipart_upload(Bucket=bucket, Key=final)
     # The source is busy (a lock on the table): attempt 1 blocks inside its query, holding the
     # comb's delivery lock, and is SIGKILLed there.
     blocker = psycopg.connect(dsn)
@@ -126,3 +128,32 @@ def test_failed_run_names_step_attempt_and_error_and_leaves_no_staging(env):
                           (run["execution_id"],)).fetchone()
     assert ex["status"] == "failed" and ex["error_message"] == message
     assert _staging_empty(schema)
+
+
+def test_a_failed_upload_leaves_the_previous_output_untouched(stack):
+    """Database combs stream to the final key: the object is replaced only by a completed upload."""
+    from include.storage import MultipartSink, atomic_upload
+
+    bucket = get_settings().comb_output_bucket
+    key = f"tests/atomic/{time.time_ns()}.bin"
+    storage.s3_client().put_object(Bucket=bucket, Key=key, Body=b"previous output")
+    sink_box = []
+    with pytest.raises(RuntimeError, match="source died"), atomic_upload(bucket, key) as sink:
+        sink.part_size = 5 * 1024 * 1024
+        sink_box.append(sink)
+        for _ in range(4):  # 4 parts already sent when the source fails
+            sink.write(os.urandom(5 * 1024 * 1024 + 1))
+        assert sink._upload_id is not None
+        raise RuntimeError("source died")
+    assert storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"previous output"
+    assert not storage.s3_client().list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads")
+    # and a completed one replaces it, byte for byte, with the content hash of what was written
+    data = os.urandom(11 * 1024 * 1024)
+    s = MultipartSink(bucket, key, part_size=5 * 1024 * 1024)
+    s.write(data)
+    s.complete()
+    assert storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    import hashlib
+
+    assert s.sha256.hexdigest() == hashlib.sha256(data).hexdigest() and s.size == len(data)
+    storage.delete(bucket, key)

@@ -197,27 +197,6 @@ def extract_to_file(
     }
 
 
-def extract_to_staging(
-    comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
-    execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
-    hash_key_version: str | None = None,
-) -> dict:
-    """Extract + scrub the window into the staging object. Returns a reference (no data)."""
-    loc = OutputLocation.for_comb(comb, execution_type)
-    key = loc.null_cursor_key(staging=True) if null_cursor else loc.staging_key(window)
-    # Parquet streams straight to the staging object: upload parts go out (C++ threads) while
-    # the source is still being read. A failed extraction deletes whatever was staged.
-    with storage.staged_upload(loc.bucket, key) as sink:
-        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor,
-                                 hash_key_version)
-    result["sha256"] = sink.sha256.hexdigest()
-    result["bytes"] = sink.size
-    log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) staged at s3://%s/%s",
-             comb.name, window.tag, result["records_processed"], result["records_scrubbed"],
-             result["duplicates_skipped"], loc.bucket, key)
-    return {"bucket": loc.bucket, "staging_key": key, "window": window.as_dict(), **result}
-
-
 @contextmanager
 def delivery_lock(comb: CombDefinition, execution_type: str = "continuous_flow", dsn: str | None = None):
     """Serialise the deliveries of one comb's dataset (its output prefix) across processes.
@@ -253,19 +232,34 @@ def extract_and_publish(
     hash_key_version: str | None = None,
 ) -> dict:
     """A database comb's window, delivered exactly once whatever runs beside it: under the comb's
-    delivery lock, drop what neighbouring outputs hold, stream the rest to staging, publish."""
+    delivery lock, drop what neighbouring outputs hold and stream the rest straight to the
+    window's final key as a multipart upload (parts go out while the source is still being read);
+    the object is replaced only when the upload completes, so a failed or killed run leaves the
+    previous output as it was, and no staging copy is needed."""
     loc = OutputLocation.for_comb(comb, execution_type)
     with delivery_lock(comb, execution_type, dsn):
-        # Uploads of this window's staging key left by an earlier, killed attempt (no other run of
-        # this comb writes it while we hold the lock).
-        storage.abort_uploads(loc.bucket, loc.staging_key(window), exact=True)
-        staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault,
-                                    hash_key_version=hash_key_version)
-        published = publish(comb, window, staged, execution_type)
+        published = _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version,
+                                 loc.final_key(window), null_cursor=False)
         if window.mode == "incremental":
             published["null_cursor"] = _null_cursor_rows(comb, window, creds, salt, execution_type, token_vault,
                                                          hash_key_version)
         return published
+
+
+def _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version, key: str,
+                 null_cursor: bool) -> dict:
+    loc = OutputLocation.for_comb(comb, execution_type)
+    # Uploads to this key left by an earlier, killed attempt (nobody else writes it while we
+    # hold the delivery lock).
+    storage.abort_uploads(loc.bucket, key, exact=True)
+    with storage.atomic_upload(loc.bucket, key) as sink:
+        result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor,
+                                 hash_key_version)
+    log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) -> s3://%s/%s", comb.name,
+             window.tag, result["records_processed"], result["records_scrubbed"], result["duplicates_skipped"],
+             loc.bucket, key)
+    return {"bucket": loc.bucket, "key": key, "uri": storage.uri(loc.bucket, key), "window": window.as_dict(),
+            **result, "sha256": sink.sha256.hexdigest(), "bytes": sink.size}
 
 
 def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
@@ -275,29 +269,25 @@ def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credential
     (each such row is there exactly once, in its current version, until it gets a cursor value
     and is delivered by that value's window). Policy `fail`: the run fails while any exists."""
     policy = comb.configuration.extraction.null_cursor
+    inc = comb.configuration.extraction.incremental_column
     loc = OutputLocation.for_comb(comb, execution_type)
-    staging = loc.null_cursor_key(staging=True)
-    storage.abort_uploads(loc.bucket, staging, exact=True)
-    staged = extract_to_staging(comb, window, creds, salt, execution_type, token_vault, null_cursor=True,
-                                hash_key_version=hash_key_version)
-    n = staged["records_processed"]
-    if n:
-        log.warning("comb %s: %d row(s) have a NULL %s (policy %s)", comb.name, n,
-                    comb.configuration.extraction.incremental_column, policy)
-    if policy == "fail" and n:
-        storage.delete(loc.bucket, staging)
-        from include.honeycomb.postgres_source import SourceError
+    if policy == "fail":
+        import io as _io
 
-        raise SourceError(f"comb '{comb.name}': {n} row(s) have a NULL incremental column "
-                          f"'{comb.configuration.extraction.incremental_column}' (null_cursor: fail)")
-    final = loc.null_cursor_key()
-    c = storage.s3_client()
-    c.copy_object(Bucket=loc.bucket, Key=final, CopySource={"Bucket": loc.bucket, "Key": staging},
-                  MetadataDirective="COPY")
-    c.delete_object(Bucket=loc.bucket, Key=staging)
-    ref = {k: v for k, v in staged.items() if k != "staging_key"}
-    ref.update({"rows": n, "key": final, "uri": storage.uri(loc.bucket, final), "policy": policy})
-    return ref
+        with _io.BytesIO() as probe:  # counted, not kept
+            n = extract_to_file(comb, window, creds, salt, probe, execution_type, token_vault, True)["records_processed"]
+        if n:
+            from include.honeycomb.postgres_source import SourceError
+
+            raise SourceError(f"comb '{comb.name}': {n} row(s) have a NULL incremental column '{inc}' "
+                              "(null_cursor: fail)", permanent=True)
+        return {"rows": 0, "policy": policy}
+    ref = _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version,
+                       loc.null_cursor_key(), null_cursor=True)
+    if ref["records_processed"]:
+        log.warning("comb %s: %d row(s) have a NULL %s: delivered in %s", comb.name, ref["records_processed"], inc,
+                    ref["uri"])
+    return {**ref, "rows": ref["records_processed"], "policy": policy}
 
 
 def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow",
@@ -329,6 +319,9 @@ def discard_staging(comb: CombDefinition, window: RunWindow, execution_type: str
 
 def sweep_staging(comb: CombDefinition, older_than: timedelta) -> dict:
     """Staging objects and incomplete uploads of this comb older than `older_than` (left by runs
-    killed so hard that not even their failure handler ran)."""
+    killed so hard that not even their failure handler ran), and incomplete uploads to its
+    final keys (database combs write those directly)."""
     loc = OutputLocation.for_comb(comb)  # snapshot_generation staging lies below it
-    return storage.sweep(loc.bucket, f"_staging/{loc.prefix}/", older_than)
+    out = storage.sweep(loc.bucket, f"_staging/{loc.prefix}/", older_than)
+    out["uploads"] += storage.abort_uploads(loc.bucket, f"{loc.prefix}/", older_than)
+    return out

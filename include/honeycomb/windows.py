@@ -143,10 +143,8 @@ class OutputLocation:
     def staging_key(self, window: RunWindow, suffix: str = "") -> str:
         return f"_staging/{self.prefix}/{self.comb}__{window.tag}{suffix}.parquet"
 
-    def null_cursor_key(self, staging: bool = False) -> str:
+    def null_cursor_key(self) -> str:
         """The object holding the rows whose incremental column is NULL (rewritten by each run)."""
-        if staging:
-            return f"_staging/{self.prefix}/{self.comb}__null_cursor.parquet"
         return f"{self.prefix}/null_cursor/{self.comb}__null_cursor.parquet"
 
     def months_between(self, start: datetime, end: datetime) -> list[str]:
