@@ -55,10 +55,11 @@ eval-privacy: venv
 	$(PY) bench/privacy_eval.py --holdout
 
 # make comb-from-template TEMPLATE=redis_stream_events NAME=my_events SET="configuration.connection.parameters.stream=app:events"
-comb-templates: stack-up
+# Both use the running stack as it is (make stack-up once): they seed nothing.
+comb-templates: venv
 	$(PY) -m include.honeycomb.templates list
 
-comb-from-template: stack-up
+comb-from-template: venv
 	$(PY) -m include.honeycomb.templates create $(TEMPLATE) $(NAME) $(foreach kv,$(SET),--set $(kv))
 
 # The real document corpus of the document benchmark and retrieval evaluation (Debian package).

@@ -67,3 +67,26 @@ def test_private_templates_are_their_owners_only(combs_dir):
             create_from_template(conn, tname, f"c_{uuid.uuid4().hex[:6]}", user_id=None)
         path = create_from_template(conn, tname, f"c_{uuid.uuid4().hex[:6]}", user_id=owner)
         assert "my landing folder" in path.read_text()
+
+
+def test_postgres_template_runs_against_the_local_stack_as_created(combs_dir, source_db):
+    """Only the CHANGE_ME values set: the template's own settings (TLS preferred) work locally."""
+    import psycopg
+
+    from include.honeycomb.templates import seed_system_templates
+    from tests.combtools import run_steps
+
+    dsn, schema = source_db
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f'CREATE TABLE "{schema}".things (id BIGINT PRIMARY KEY, email TEXT, updated_at TIMESTAMPTZ)')
+        c.execute(f"""INSERT INTO "{schema}".things VALUES (1, 'a@example.org', '2026-10-05 00:10:00+00')""")
+    name = f"tplpg_{uuid.uuid4().hex[:8]}"
+    s = get_settings()
+    with connect() as conn:
+        seed_system_templates(conn)  # what stack-up did; the test database may be shared
+        create_from_template(conn, "postgres_table_incremental", name, {"configuration": {
+            "connection": {"vault_path": "honey_combs/sample_customers/credentials",
+                           "parameters": {"host": s.pg_host, "database": s.sample_source_db}},
+            "extraction": {"table": f"{schema}.things"}}})
+    _, _, out, _ = run_steps(name, "r1", window_start="2026-10-05T00:00:00Z", window_end="2026-10-05T01:00:00Z")
+    assert out["records_processed"] == 1

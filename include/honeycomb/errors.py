@@ -29,7 +29,8 @@ def pg_permanent(message: str) -> bool:
     m = _SQLSTATE.search(message)
     if m:
         return m.group(1)[:2] in _PERMANENT_SQLSTATE
-    return "password authentication failed" in message or "does not exist" in message
+    return any(t in message for t in ("password authentication failed", "does not exist", "does not support SSL",
+                                      "no pg_hba.conf entry", "certificate verify failed"))
 
 
 def mysql_permanent(err: BaseException) -> bool:
