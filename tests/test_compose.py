@@ -19,13 +19,15 @@ AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "a
 # Settings field -> the environment variable include/settings.py reads it from.
 SETTING_ENV = {
     "pg_host": "STING_PG_HOST", "pg_port": "STING_PG_PORT", "pg_user": "STING_PG_USER", "app_db": "STING_APP_DB",
-    "airflow_db": "STING_AIRFLOW_DB", "vault_addr": "VAULT_ADDR", "vault_token": "VAULT_TOKEN",
+    "airflow_db": "STING_AIRFLOW_DB", "vault_addr": "VAULT_ADDR",
     "s3_endpoint": "STING_S3_ENDPOINT", "s3_access_key": "AWS_ACCESS_KEY_ID", "s3_secret_key": "AWS_SECRET_ACCESS_KEY",
     "s3_region": "AWS_DEFAULT_REGION", "comb_output_bucket": "STING_COMB_OUTPUT_BUCKET", "redis_url": "STING_REDIS_URL",
     "chroma_host": "STING_CHROMA_HOST", "chroma_port": "STING_CHROMA_PORT", "airflow_url": "STING_AIRFLOW_URL",
 }
 # Used by the local stack and the tests only (sample sources); production combs name their own hosts.
-LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url"}
+LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url",
+              # the stack's seeding and the CLI; tasks read Vault through the hook (AppRole in production)
+              "vault_token", "staging_max_age"}
 
 
 def test_settings_map_is_complete():

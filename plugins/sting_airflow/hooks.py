@@ -34,12 +34,12 @@ class HoneyCombVaultHook(VaultHook):
         path = vault_path.strip("/")
         try:
             secret = self.get_secret(secret_path=path)
-        except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as e:
-            raise SecretNotFoundError(f"cannot read Vault secret '{path}': {type(e).__name__}") from None
         except (requests.exceptions.RequestException, hvac.exceptions.VaultDown, hvac.exceptions.InternalServerError,
                 hvac.exceptions.BadGateway, hvac.exceptions.RateLimitExceeded) as e:
             raise VaultUnavailableError(
                 f"Vault unreachable while reading '{path}' ({type(e).__name__}); the step is retried") from None
+        except hvac.exceptions.VaultError as e:  # missing path, no permission (Forbidden), bad login
+            raise SecretNotFoundError(f"cannot read Vault secret '{path}': {type(e).__name__}") from None
         if not secret:
             raise SecretNotFoundError(f"no secret at Vault path '{path}' (KV v2, mount 'secret')")
         missing = [k for k in required if not secret.get(k)]
