@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 COMMON_ENCODINGS = ["utf_8", "utf_16", "utf_32", "cp1252", "latin_1", "iso8859_15", "cp1250", "iso8859_2", "cp1251",
                     "koi8_r", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "shift_jis", "euc_jp", "gb18030",
                     "big5", "euc_kr"]
+TEXT_TYPES = {"txt", "md", "csv", "json"}  # formats whose characters are (about) their bytes
 SUPPORTED = {"pdf", "docx", "html", "htm", "md", "markdown", "txt", "text", "json", "csv", "parquet"}
 
 
@@ -24,16 +25,32 @@ class ExtractionError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
+    """What one document may cost. `max_bytes` bounds a file whose text is a fraction of its bytes
+    (PDF, DOCX, HTML, Parquet); text formats (txt, md, csv, json) are bounded by `max_chars` bytes,
+    so every text file within its byte limit also fits the character limit. `max_expanded_bytes`
+    and `max_xml_elements` bound what a compressed container (DOCX) expands to, checked before
+    it is parsed."""
+
     max_bytes: int = 50 * 1024 * 1024
     max_pages: int = 2000
     max_chars: int = 5_000_000
+    max_expanded_bytes: int = 100 * 1024 * 1024
+    max_xml_elements: int = 2_000_000
+
+    FIELDS = ("max_bytes", "max_pages", "max_chars", "max_expanded_bytes", "max_xml_elements")
 
     @classmethod
     def from_jar_config(cls, config: dict | None, default: Limits | None = None) -> Limits:
-        """Per-jar overrides in honey_jars.config.limits ({max_bytes, max_pages, max_chars})."""
+        """Per-jar overrides in honey_jars.config.limits ({max_bytes, max_pages, max_chars, ...})."""
         base = default or cls()
         over = (config or {}).get("limits") or {}
-        return cls(**{f: int(over.get(f, getattr(base, f))) for f in ("max_bytes", "max_pages", "max_chars")})
+        return cls(**{f: int(over.get(f, getattr(base, f))) for f in cls.FIELDS})
+
+    def byte_limit(self, file_type: str) -> int:
+        """The largest file accepted for this type (checked before it is read)."""
+        if normalize_type(file_type) in TEXT_TYPES:
+            return min(self.max_bytes, self.max_chars)
+        return self.max_bytes
 
 
 @dataclass
@@ -103,11 +120,48 @@ def _pdf(data: bytes, limits: Limits) -> list[Segment]:
     return segments
 
 
-def _docx(data: bytes) -> list[Segment]:
+def _check_docx_expansion(data: bytes, limits: Limits) -> None:
+    """A DOCX is a zip: check what it expands to before anything parses it (a 342 KB file can
+    hold 200 MB of XML). Sizes from the zip directory, then a streaming count of the main
+    document's XML elements that stops at the limit: memory stays flat, time is bounded."""
+    import zipfile
+
+    from lxml import etree
+
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        infos = z.infolist()
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise ExtractionError(f"corrupt DOCX: {type(e).__name__}: {e}") from None
+    if len(infos) > 10_000:
+        raise ExtractionError(f"DOCX with {len(infos):,} parts: refused")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_expanded_bytes:
+        raise ExtractionError(f"DOCX expands to {total:,} bytes, over the limit of {limits.max_expanded_bytes:,} "
+                              "(a decompression bomb?)")
+    if "word/document.xml" not in z.namelist():
+        raise ExtractionError("corrupt DOCX: no word/document.xml")
+    n = 0
+    with z.open("word/document.xml") as f:
+        try:
+            for _, el in etree.iterparse(f, events=("end",), resolve_entities=False, no_network=True):
+                n += 1
+                if n > limits.max_xml_elements:
+                    raise ExtractionError(f"DOCX has more than {limits.max_xml_elements:,} XML elements: refused "
+                                          "(a decompression bomb?)")
+                el.clear()
+        except etree.XMLSyntaxError as e:
+            raise ExtractionError(f"corrupt DOCX: {e}") from None
+        except zipfile.BadZipFile as e:  # a lying directory: more bytes than declared
+            raise ExtractionError(f"corrupt DOCX: {e}") from None
+
+
+def _docx(data: bytes, limits: Limits) -> list[Segment]:
     import zipfile
 
     from docx import Document
 
+    _check_docx_expansion(data, limits)
     try:
         doc = Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
@@ -202,12 +256,13 @@ def extract_text(data: bytes, file_type: str, limits: Limits | None = None, *, t
         raise ExtractionError(f"unsupported file type '{file_type}'")
     if len(data) == 0:
         raise ExtractionError("empty file")
-    if len(data) > limits.max_bytes:
-        raise ExtractionError(f"file of {len(data):,} bytes exceeds the limit of {limits.max_bytes:,} bytes")
+    if len(data) > limits.byte_limit(kind):
+        raise ExtractionError(f"{kind} file of {len(data):,} bytes exceeds the limit of {limits.byte_limit(kind):,} "
+                              "bytes")
     if kind == "pdf":
         segments = _pdf(data, limits)
     elif kind == "docx":
-        segments = _docx(data)
+        segments = _docx(data, limits)
     elif kind == "html":
         segments = _html(data)
     elif kind == "json":

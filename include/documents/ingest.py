@@ -57,8 +57,14 @@ def register_upload(conn, jar_id: str, uri: str, *, title: str | None = None, fi
         INSERT INTO documents (honey_jar_id, title, file_type, file_size, upload_path, metadata, processing_status, tags)
         VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)
         ON CONFLICT (honey_jar_id, upload_path) DO UPDATE
-           SET processing_status = 'pending', file_size = EXCLUDED.file_size, title = EXCLUDED.title,
+           -- a document being processed stays claimed (no second run may take it); it is marked to
+           -- be processed again when its run finishes (`requeue`)
+           SET processing_status = CASE WHEN documents.processing_status = 'processing' THEN 'processing'
+                                        ELSE 'pending' END,
+               file_size = EXCLUDED.file_size, title = EXCLUDED.title,
                metadata = COALESCE(documents.metadata, '{}'::jsonb) || EXCLUDED.metadata
+                          || CASE WHEN documents.processing_status = 'processing'
+                                  THEN '{"requeue": true}'::jsonb ELSE '{}'::jsonb END
         RETURNING id
         """,
         (jar_id, title or key, ftype, size, uri, Jsonb({"source": "upload", **({"etag": etag} if etag else {})}),
@@ -83,6 +89,11 @@ def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -
         if uri in known:
             jar, seen_etag, title = known[uri]
             if seen_etag and seen_etag == etag:
+                continue
+            if not seen_etag:  # registered without an ETag: record it; its processing reads the bytes anyway
+                with connect() as conn:
+                    conn.execute("UPDATE documents SET metadata = COALESCE(metadata, '{}'::jsonb) || "
+                                 "jsonb_build_object('etag', %s::text) WHERE upload_path = %s", (etag, uri))
                 continue
             with connect() as conn:  # re-uploaded with new bytes
                 found.append(register_upload(conn, jar, uri, title=title, size=obj["Size"], etag=etag))
@@ -140,17 +151,19 @@ class Prepared:
 
 def _fail(conn, doc_id: str, reason: str) -> None:
     conn.execute(
-        """UPDATE documents SET processing_status = 'failed', processed_at = NOW(), chunk_count = 0,
-                  metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('error', %s::jsonb)
+        """UPDATE documents SET processing_status = CASE WHEN metadata ? 'requeue' THEN 'pending' ELSE 'failed' END,
+                  processed_at = NOW(), chunk_count = 0,
+                  metadata = (COALESCE(metadata, '{}'::jsonb) - 'requeue') || jsonb_build_object('error', %s::jsonb)
             WHERE id = %s""",
         (json.dumps({"reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}), doc_id))
 
 
 def _complete(conn, doc_id: str, content_hash: str, size: int, chunk_count: int, embedding: dict) -> None:
     conn.execute(
-        """UPDATE documents SET processing_status = 'completed', processed_at = NOW(), chunk_count = %s,
-                  content_hash = %s, file_size = %s,
-                  metadata = (COALESCE(metadata, '{}'::jsonb) - 'error' - 'duplicate_of') || %s
+        """UPDATE documents SET processing_status = CASE WHEN metadata ? 'requeue' THEN 'pending' ELSE 'completed' END,
+                  processed_at = NOW(), chunk_count = %s, content_hash = %s, file_size = %s,
+                  -- re-registered while it was processed: pending again, for the new bytes
+                  metadata = (COALESCE(metadata, '{}'::jsonb) - 'error' - 'duplicate_of' - 'requeue') || %s
             WHERE id = %s""",
         (chunk_count, content_hash, size, Jsonb(embedding), doc_id))
 
@@ -171,9 +184,11 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
             obj = storage.s3_client().get_object(Bucket=bucket, Key=key)
         except Exception as e:
             raise ExtractionError(f"original not readable at {doc['upload_path']}: {type(e).__name__}") from None
-        if obj["ContentLength"] > lim.max_bytes:  # never read an oversized object into memory
+        limit = lim.byte_limit(doc["file_type"])
+        if obj["ContentLength"] > limit:  # never read an oversized object into memory
             obj["Body"].close()
-            raise ExtractionError(f"file of {obj['ContentLength']:,} bytes exceeds the limit of {lim.max_bytes:,} bytes")
+            raise ExtractionError(f"{doc['file_type']} file of {obj['ContentLength']:,} bytes exceeds the limit of "
+                                  f"{limit:,} bytes")
         data = obj["Body"].read()
         sha = hashlib.sha256(data).hexdigest()
         dup = conn.execute(
@@ -197,11 +212,14 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
         segments = extract_text(data, doc["file_type"], lim, text_fields=emb.get("text_fields"),
                                 key_fields=emb.get("key_fields"))
         chunks = chunk_segments(segments, cfg)
-    except (ExtractionError, ValueError) as e:
-        _fail(conn, doc_id, str(e))
+    except Exception as e:  # noqa: BLE001 - any error (MemoryError, RecursionError, a library's bug) fails
+        # this document, never its batch
+        reason = str(e) if isinstance(e, (ExtractionError, ValueError)) else f"{type(e).__name__}: {str(e)[:500]}"
+        del e
+        _fail(conn, doc_id, reason)
         vectorstore.delete_ids(coll, sorted(existing))  # an earlier version's vectors no longer match
-        summary["failed"][doc_id] = str(e)
-        log.warning("document %s (%s) failed: %s", doc_id, doc["title"], e)
+        summary["failed"][doc_id] = reason
+        log.warning("document %s (%s) failed: %s", doc_id, doc["title"], reason)
         return None
     ids = [chunk_id(doc_id, c.index, c.content_hash) for c in chunks]
     rows: dict[str, list] = {"id": [], "document_id": [], "text": [], "metadata": []}
