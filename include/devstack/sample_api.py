@@ -143,8 +143,13 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--rate-limit-every", type=int, default=4)
+    ap.add_argument("--no-echo", action="store_true", help="do not quote the request in 401 bodies")
     a = ap.parse_args()
-    srv = ThreadingHTTPServer((a.host, a.port), make_handler(SampleAPI(rate_limit_every=a.rate_limit_every)))
+    api = SampleAPI(rate_limit_every=a.rate_limit_every)
+    # Like some real APIs, a 401 quotes the request it refused, headers (and key) included: the
+    # combs must never let that reach a log or the audit.
+    api.echo_request_on_401 = not a.no_echo
+    srv = ThreadingHTTPServer((a.host, a.port), make_handler(api))
     srv.serve_forever()
 
 

@@ -252,7 +252,8 @@ def ensure_sample_api() -> str:
         return f"reusing the sample API at {S.sample_api_url}"
     _start("sample-api", [sys.executable, "-m", "include.devstack.sample_api", "--host", host, "--port", str(port)])
     _wait("sample api", lambda: _port_open(host, port), 20, "sample-api")
-    return f"started the sample threat-feed API at {S.sample_api_url} (every 4th request answers 429)"
+    return (f"started the sample threat-feed API at {S.sample_api_url} (every 4th request answers 429; a 401 "
+            "quotes the refused request)")
 
 
 MARIADBD = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
