@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import os
 import sys
 import time
@@ -104,18 +105,15 @@ def main() -> int:
     from include.privacy import actions
 
     n = 1_000_000
-    salted = hashlib.sha256(SALT.encode())
 
-    def h(v):
-        x = salted.copy()
-        x.update(v.encode())
-        return x.hexdigest()
+    def h(v):  # the loop baseline: the standard library's HMAC, per cell
+        return hmac.new(SALT.encode(), v.encode(), hashlib.sha256).hexdigest()
 
     cases = [
         ("hash, 1,000,000 distinct emails", pa.array([f"user{i}@example.com" for i in range(n)]),
-         lambda a: actions.salted_sha256(a, SALT), h),
+         lambda a: actions.keyed_hash(a, SALT), h),
         ("hash, 50,000 distinct emails", pa.array([f"user{i % 50_000}@example.com" for i in range(n)]),
-         lambda a: actions.salted_sha256(a, SALT), h),
+         lambda a: actions.keyed_hash(a, SALT), h),
         ("mask (keep last 4)", pa.array([f"+1 415 555 {i % 10000:04d}" for i in range(n)]), actions.mask,
          lambda v: "*" * (len(v) - 4) + v[-4:]),
         ("anonymize_ip (IPv4)", pa.array([f"10.{i % 256}.{(i // 256) % 256}.{i % 250}" for i in range(n)]),
