@@ -27,7 +27,7 @@ def test_migrations_apply_once_and_rerun_safely(scratch_db):
     assert first == ["0001_core_tables", "0002_events_alerts", "0003_honey_combs", "0004_file_assets",
                      "0005_document_deletions", "0006_privacy_tokens",
                      "0007_comb_checkpoints", "0008_comb_templates",
-                     "0009_comb_files_mtime", "0010_comb_attempts"]
+                     "0009_comb_files_mtime", "0010_comb_attempts", "0011_comb_leases"]
     assert migrate(scratch_db) == []
     with psycopg.connect(scratch_db) as c:
         tables = {r[0] for r in c.execute(

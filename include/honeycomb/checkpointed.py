@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pyarrow.parquet as pq
 from psycopg.types.json import Jsonb
@@ -59,6 +60,50 @@ class CheckpointConflict(RuntimeError):
     pass
 
 
+LEASE_TTL_SECONDS = 3 * 3600  # longer than a task's 2-hour timeout: a lease outlives no dead run by much
+
+
+def acquire_lease(comb: CombDefinition, run: dict, dsn: str | None = None, poll: float = 2.0,
+                  timeout: float | None = None) -> None:
+    """Wait until this run holds the comb's read lease (it already does on a retry). One run at
+    a time reads from the checkpoint; the lease goes with the commit (or the failure handler),
+    or expires after LEASE_TTL_SECONDS if even that never ran."""
+    t0 = time.monotonic()
+    waited = False
+    while True:
+        with connect(dsn) as conn:
+            row = conn.execute(
+                """INSERT INTO honey_comb_leases (comb_id, run_key, expires_at)
+                   VALUES (%s, %s, NOW() + make_interval(secs => %s))
+                   ON CONFLICT (comb_id) DO UPDATE SET run_key = EXCLUDED.run_key, acquired_at = NOW(),
+                       expires_at = EXCLUDED.expires_at
+                    WHERE honey_comb_leases.run_key = EXCLUDED.run_key OR honey_comb_leases.expires_at < NOW()
+                       -- the holder is over: completed, or failed with its retries long exhausted
+                       OR EXISTS (SELECT 1 FROM honey_comb_executions e
+                                   WHERE e.id::text = honey_comb_leases.run_key
+                                     AND (e.status = 'completed' OR (e.status = 'failed'
+                                          AND e.completed_at < NOW() - INTERVAL '10 minutes')))
+                   RETURNING run_key""", (run["comb_id"], run["execution_id"], LEASE_TTL_SECONDS)).fetchone()
+            holder = None if row else conn.execute(
+                "SELECT run_key FROM honey_comb_leases WHERE comb_id = %s", (run["comb_id"],)).fetchone()
+        if row:
+            if waited:
+                log.info("comb %s: read lease acquired after %.1fs", comb.name, time.monotonic() - t0)
+            return
+        if not waited:
+            log.info("comb %s: another run (execution %s) is reading from the checkpoint; waiting for its commit",
+                     comb.name, holder["run_key"] if holder else "?")
+            waited = True
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"comb '{comb.name}': the read lease stayed taken for {timeout:.0f}s")
+        time.sleep(poll)
+
+
+def release_lease(conn, run: dict) -> None:
+    conn.execute("DELETE FROM honey_comb_leases WHERE comb_id = %s AND run_key = %s",
+                 (run["comb_id"], run["execution_id"]))
+
+
 def read_source(comb: CombDefinition, run: dict, secret: dict | None, dsn: str | None = None) -> Extract:
     window = RunWindow.from_dict(run["window"])
     snapshot = is_snapshot(run)
@@ -103,6 +148,20 @@ def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, sal
     loc = OutputLocation.for_comb(comb, run["execution_type"])
     suffix = run.get("output_suffix", "")
     key = loc.staging_key(window, suffix)
+    if not is_snapshot(run):
+        acquire_lease(comb, run, dsn)
+    try:
+        return _extract_to_staging(comb, run, secret, salt, token_vault, dsn, hash_key_version, window, loc, suffix,
+                                   key)
+    except BaseException:
+        if not is_snapshot(run):  # nothing was read for good: the next run (or this one's retry) may go
+            with connect(dsn) as conn:
+                release_lease(conn, run)
+        raise
+
+
+def _extract_to_staging(comb, run, secret, salt, token_vault, dsn, hash_key_version, window, loc, suffix,
+                        key) -> dict:
     ex = read_source(comb, run, secret, dsn)
     table = unify(ex.tables)
     scrubbed, report = comb.configuration.scrubbing.scrubber(salt, token_vault).scrub_table(table)
@@ -176,6 +235,7 @@ def commit(conn, comb: CombDefinition, run: dict, output: dict) -> dict:
         "UPDATE honey_comb_executions SET metadata = metadata || %s WHERE id = %s",
         (Jsonb({"committed": True, "records_rejected": manifest["rejected"], "rejects": manifest["rejects"],
                 "source": manifest["info"], "checkpoint": manifest["checkpoint"]}), run["execution_id"]))
+    release_lease(conn, run)  # with the checkpoint, atomically: the next run reads after it
     return manifest
 
 

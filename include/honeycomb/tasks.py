@@ -154,4 +154,8 @@ def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = No
         return None
     discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"], run.get("output_suffix", ""))
     with connect(dsn) as conn:
+        if not comb.window_driven:
+            from include.honeycomb.checkpointed import release_lease
+
+            release_lease(conn, run)  # the next run may read from the (unmoved) checkpoint
         return catalog.close_failed_execution(conn, run["execution_id"])

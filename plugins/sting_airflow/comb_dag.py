@@ -116,9 +116,10 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
         run = begin()
         staged = HoneyCombExtractOperator(
             task_id="extract", comb_name=comb.name, run=run,
-            # Deliveries of one comb are serialised (its delivery lock): queue them in the
-            # scheduler instead of holding worker slots while they wait.
-            max_active_tis_per_dag=1 if comb.window_driven else None,
+            # Deliveries of one comb are serialised (database combs: the delivery lock;
+            # checkpointed combs: the read lease): queue them in the scheduler instead of
+            # holding worker slots while they wait.
+            max_active_tis_per_dag=1,
         )
         if comb.window_driven:  # the extract step publishes under the delivery lock
             published = staged
