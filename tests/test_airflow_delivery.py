@@ -214,3 +214,68 @@ def test_unknown_conf_key_is_rejected(airflow):
         ex = conn.execute("SELECT status, error_message FROM honey_comb_executions WHERE run_key = %s",
                           (run["dag_run_id"],)).fetchone()
     assert ex["status"] == "failed" and "unknown conf key(s) 'windw_start'" in ex["error_message"]
+
+
+def test_checkpointed_comb_backfill_at_default_concurrency_all_succeed(airflow, H):
+    """A files comb backfilled over three ticks at once, with new files in its landing folder:
+    the runs take turns on the comb's read lease, so each new record is delivered exactly once
+    (without it, runs reading the same file ledger at once each took the new files) and none
+    fails."""
+    import json
+    import uuid
+
+    from include.devstack.stack import STACK
+
+    dag = "honey_comb__sample_sessions_files"
+    airflow.wait_for_dag(dag)
+    airflow.unpause(dag)  # (backfill runs of a paused DAG stay queued)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # let the catch-up scheduled run finish first
+        recent = airflow._req("GET", f"/api/v2/dags/{dag}/dagRuns?limit=20&order_by=-run_after")["dag_runs"]
+        if all(r["state"] in ("success", "failed") for r in recent):
+            break
+        time.sleep(2)
+    started = time.time()
+    with connect() as conn:
+        db_start = conn.execute("SELECT NOW() AS t").fetchone()["t"]
+    marker = uuid.uuid4().hex
+    landing = STACK / "landing" / "sessions" / "backfill-test"
+    landing.mkdir(parents=True, exist_ok=True)
+    for f in range(3):
+        (landing / f"sessions-{marker}-{f}.jsonl").write_text("\n".join(
+            json.dumps({"session_id": f"{marker}-{f}-{i}", "marker": marker, "src_ip": "203.0.113.7",
+                        "username": "root", "command": "uname -a"}) for i in range(10)) + "\n")
+    ticks = [H[0] + timedelta(minutes=30 * k) for k in range(1, 4)]  # three */30 ticks
+    for _ in range(60):
+        p = subprocess.run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", dag, "--from-date",
+                            ticks[0].isoformat(), "--to-date", ticks[-1].isoformat(), "--reprocess-behavior",
+                            "completed"], env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+        if p.returncode == 0:
+            break
+        time.sleep(5)
+    want = {t.isoformat().replace("+00:00", "Z") for t in ticks}
+    deadline = time.time() + 600
+    done, runs = [], []
+    while time.time() < deadline:
+        runs = [r for r in airflow.runs_between(dag, ticks[0].isoformat(), ticks[-1].isoformat())
+                if r["run_type"] == "backfill" and r["logical_date"] in want]
+        done = [r for r in runs if r["state"] in ("success", "failed") and r.get("end_date")
+                and datetime.fromisoformat(r["end_date"].replace("Z", "+00:00")).timestamp() > started]
+        if len(done) == 3:
+            break
+        time.sleep(3)
+    assert len(done) == 3 and all(r["state"] == "success" for r in done), [(r["logical_date"], r["state"]) for r in runs]
+    with connect() as conn:  # every run of the comb since the files appeared (a scheduled tick included)
+        rows = conn.execute(
+            """SELECT e.metadata->'output'->>'uri' AS uri FROM honey_comb_executions e
+                 JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_sessions_files' AND e.started_at >= %s AND e.status = 'completed'""",
+            (db_start,)).fetchall()
+    sessions = []
+    for r in rows:
+        bucket, key = r["uri"].removeprefix("s3://").split("/", 1)
+        t, _ = read_output(bucket, key)
+        if "marker" in t.column_names:
+            sessions += [s for s, m in zip(t.column("session_id").to_pylist(), t.column("marker").to_pylist(),
+                                           strict=True) if m == marker]
+    assert sorted(sessions) == sorted(f"{marker}-{f}-{i}" for f in range(3) for i in range(10))
