@@ -9,6 +9,7 @@ import collections
 import os
 import subprocess
 import time
+import urllib.parse
 from datetime import datetime, timedelta
 
 import psycopg
@@ -173,6 +174,11 @@ def test_one_logical_date_names_one_window_on_every_trigger_path(airflow, H):
         run = airflow.trigger(DAG, logical_date=x.isoformat())
         assert airflow.wait_run(DAG, run["dag_run_id"])["state"] == "success"
         check(run["dag_run_id"], x, "REST logical_date")
+    # where a user looks: the output's asset event carries the window and the counts
+    q = urllib.parse.urlencode({"source_dag_id": DAG, "source_run_id": run["dag_run_id"]})
+    events = airflow._req("GET", f"/api/v2/assets/events?{q}")["asset_events"]
+    assert events and events[0]["extra"]["window"]["end"] == x.isoformat()
+    assert {"records_processed", "records_skipped", "null_cursor", "uri"} <= set(events[0]["extra"])
     # REST trigger with the same window as conf (no logical date)
     run = airflow.trigger(DAG, conf={"window_start": (H[0] - timedelta(hours=1)).isoformat(),
                                      "window_end": H[0].isoformat()})
