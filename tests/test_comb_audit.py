@@ -157,3 +157,25 @@ def test_a_failed_upload_leaves_the_previous_output_untouched(stack):
 
     assert s.sha256.hexdigest() == hashlib.sha256(data).hexdigest() and s.size == len(data)
     storage.delete(bucket, key)
+
+
+def test_a_step_after_the_completion_leaves_the_execution_completed(env):
+    """The Redis comb's `acknowledge` runs after `load_honey_jar` completed the execution: its
+    attempt is audited without reopening the execution (completed_at stays)."""
+    from types import SimpleNamespace
+
+    from sting_airflow.audit import audited_step
+
+    tmp, dsn, schema = env
+    name = write_comb(tmp, schema)
+    run, _, _, _ = run_steps(name, "run-c", **W)
+    with connect() as conn:
+        before = conn.execute("SELECT status, completed_at FROM honey_comb_executions WHERE id = %s",
+                              (run["execution_id"],)).fetchone()
+    with audited_step(run, "acknowledge", {"ti": SimpleNamespace(try_number=1)}):
+        pass
+    with connect() as conn:
+        after = conn.execute("SELECT status, completed_at FROM honey_comb_executions WHERE id = %s",
+                             (run["execution_id"],)).fetchone()
+    assert before["status"] == after["status"] == "completed" and after["completed_at"] == before["completed_at"]
+    assert ("acknowledge", 1, "success", None) in _attempts("run-c", name)

@@ -159,7 +159,10 @@ def start_attempt(conn, execution_id: str, step: str, try_number: int, hostname:
         (execution_id, step, try_number, hostname, pid))
     conn.execute(
         """UPDATE honey_comb_executions
-              SET status = CASE WHEN status = 'failed' THEN 'running' ELSE status END, completed_at = NULL,
+              -- a retry after a failure runs again; a step after the completion (acknowledge)
+              -- leaves the completed execution as it is
+              SET completed_at = CASE WHEN status = 'failed' THEN NULL ELSE completed_at END,
+                  status = CASE WHEN status = 'failed' THEN 'running' ELSE status END,
                   metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('attempts',
                       (SELECT max(try_number) FROM honey_comb_execution_attempts WHERE execution_id = %s))
             WHERE id = %s""", (execution_id, execution_id))
