@@ -45,7 +45,7 @@ def test_services_of_the_production_shape():
     assert cmds == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
                     "airflow-worker": "celery worker"}
-    assert "include.documents.preload" in " ".join(SERVICES["airflow-worker"]["entrypoint"])  # model once per worker
+    assert "sting_airflow.preload" in " ".join(SERVICES["airflow-worker"]["entrypoint"])  # model once per worker
     init = " ".join(SERVICES["airflow-init"]["command"])
     assert "airflow db migrate" in init and "include.devstack.stack migrate-app" in init
     assert SERVICES["chroma"]["image"].endswith(":1.5.9")

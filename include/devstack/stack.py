@@ -453,7 +453,7 @@ def ensure_airflow() -> str:
         if not _pid(f"airflow-{c}"):
             # The scheduler forks the LocalExecutor workers, which fork every task: it preloads
             # the embedding model so that tasks inherit it instead of loading it each time.
-            argv = ([sys.executable, "-m", "include.documents.preload", c] if c == "scheduler"
+            argv = ([sys.executable, "-m", "sting_airflow.preload", c] if c == "scheduler"
                     else [str(VENV_BIN / "airflow"), c])
             _start(f"airflow-{c}", argv, env)
     _wait("airflow", airflow_healthy, 180, "airflow-api-server")

@@ -1,7 +1,9 @@
 """Run an Airflow component with the embedding model already in memory:
 
-    python -m include.documents.preload scheduler        # local stack (LocalExecutor)
-    python -m include.documents.preload celery worker    # production workers
+    python -m sting_airflow.preload scheduler        # local stack (LocalExecutor)
+    python -m sting_airflow.preload celery worker    # production workers
+
+(It starts Airflow, so it lives with the Airflow layer, not in the Airflow-free include/.)
 
 Airflow on Linux runs every task in a process forked from the executor's worker (LocalExecutor:
 workers fork from the scheduler; Celery: from the worker). Loading the model here, before those
