@@ -127,3 +127,14 @@ def extract_only(name: str, run_key: str) -> tuple[dict, dict]:
 
     run = begin(load_comb(name), run_key=run_key)
     return run, HoneyCombExtractOperator(task_id="extract", comb_name=name, run=run).execute({})
+
+
+def clear_test_outputs(prefix: str) -> None:
+    """Remove a test's outputs, staging objects and incomplete uploads under tests/<prefix>/."""
+    from include.settings import get_settings
+
+    bucket = get_settings().comb_output_bucket
+    for p in (f"tests/{prefix}/", f"_staging/tests/{prefix}/"):
+        for o in storage.list_keys(bucket, p):
+            storage.delete(bucket, o["Key"])
+        storage.abort_uploads(bucket, p)

@@ -65,8 +65,10 @@ def _airflow_cli(*args: str) -> str:
     return p.stdout
 
 
-def _backfill_and_wait(api, H, reprocess: str | None) -> list[dict]:
-    args = ["backfill", "create", "--dag-id", DAG, "--from-date", H[1].isoformat(), "--to-date", H[3].isoformat()]
+def _backfill_and_wait(api, ticks: list[datetime], reprocess: str | None, dag: str = DAG) -> list[dict]:
+    """`airflow backfill create` over the ticks (default concurrency), then wait for its runs."""
+    args = ["backfill", "create", "--dag-id", dag, "--from-date", ticks[0].isoformat(), "--to-date",
+            ticks[-1].isoformat()]
     if reprocess:
         args += ["--reprocess-behavior", reprocess]
     started = time.time()
@@ -77,13 +79,15 @@ def _backfill_and_wait(api, H, reprocess: str | None) -> list[dict]:
             break
         assert "already" in (p.stdout + p.stderr).lower(), p.stdout[-2000:] + p.stderr[-2000:]
         time.sleep(5)
-    want = {h.isoformat().replace("+00:00", "Z") for h in H[1:]}
+    want = {t.isoformat().replace("+00:00", "Z") for t in ticks}
     deadline = time.time() + 600
+    runs: list[dict] = []
     while time.time() < deadline:
-        runs = [r for r in api.runs(DAG) if r["run_type"] == "backfill" and r["logical_date"] in want]
-        done = [r for r in runs if r["state"] in ("success", "failed")
+        runs = [r for r in api.runs_between(dag, ticks[0].isoformat(), ticks[-1].isoformat())
+                if r["run_type"] == "backfill" and r["logical_date"] in want]
+        done = [r for r in runs if r["state"] in ("success", "failed") and r.get("end_date")
                 and datetime.fromisoformat(r["end_date"].replace("Z", "+00:00")).timestamp() > started]
-        if len(done) == 3:
+        if len(done) == len(ticks):
             return done
         time.sleep(3)
     raise TimeoutError(f"backfill runs not done: {[(r['logical_date'], r['state']) for r in runs]}")
@@ -113,7 +117,7 @@ def test_backfill_at_default_concurrency_then_reprocessed_delivers_each_row_once
             for k in range(20):
                 ts = H[w] + timedelta(seconds=(3599 if k == 19 else 180 * k))
                 _upsert(c, BASE + 100 * w + k, ts, "v1")
-    runs = _backfill_and_wait(airflow, H, None)
+    runs = _backfill_and_wait(airflow, H[1:], None)
     assert all(r["state"] == "success" for r in runs), [(r["logical_date"], r["state"]) for r in runs]
     seen = _delivered(H)
     want = {BASE + 100 * w + k for w in range(3) for k in range(20)}
@@ -127,7 +131,7 @@ def test_backfill_at_default_concurrency_then_reprocessed_delivers_each_row_once
             _upsert(c, BASE + k, H[2] + timedelta(minutes=30, seconds=k), "v2")
         for k in range(15):
             _upsert(c, BASE + 500 + k, H[1] + timedelta(minutes=2 * k), "late")
-    runs = _backfill_and_wait(airflow, H, "completed")
+    runs = _backfill_and_wait(airflow, H[1:], "completed")
     assert all(r["state"] == "success" for r in runs), [(r["logical_date"], r["state"]) for r in runs]
     seen = _delivered(H)
     want |= {BASE + 500 + k for k in range(15)}
@@ -241,7 +245,6 @@ def test_checkpointed_comb_backfill_at_default_concurrency_all_succeed(airflow, 
         if all(r["state"] in ("success", "failed") for r in recent):
             break
         time.sleep(2)
-    started = time.time()
     with connect() as conn:
         db_start = conn.execute("SELECT NOW() AS t").fetchone()["t"]
     marker = uuid.uuid4().hex
@@ -252,25 +255,8 @@ def test_checkpointed_comb_backfill_at_default_concurrency_all_succeed(airflow, 
             json.dumps({"session_id": f"{marker}-{f}-{i}", "marker": marker, "src_ip": "203.0.113.7",
                         "username": "root", "command": "uname -a"}) for i in range(10)) + "\n")
     ticks = [H[0] + timedelta(minutes=30 * k) for k in range(1, 4)]  # three */30 ticks
-    for _ in range(60):
-        p = subprocess.run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", dag, "--from-date",
-                            ticks[0].isoformat(), "--to-date", ticks[-1].isoformat(), "--reprocess-behavior",
-                            "completed"], env=os.environ.copy(), capture_output=True, text=True, timeout=300)
-        if p.returncode == 0:
-            break
-        time.sleep(5)
-    want = {t.isoformat().replace("+00:00", "Z") for t in ticks}
-    deadline = time.time() + 600
-    done, runs = [], []
-    while time.time() < deadline:
-        runs = [r for r in airflow.runs_between(dag, ticks[0].isoformat(), ticks[-1].isoformat())
-                if r["run_type"] == "backfill" and r["logical_date"] in want]
-        done = [r for r in runs if r["state"] in ("success", "failed") and r.get("end_date")
-                and datetime.fromisoformat(r["end_date"].replace("Z", "+00:00")).timestamp() > started]
-        if len(done) == 3:
-            break
-        time.sleep(3)
-    assert len(done) == 3 and all(r["state"] == "success" for r in done), [(r["logical_date"], r["state"]) for r in runs]
+    done = _backfill_and_wait(airflow, ticks, "completed", dag)
+    assert all(r["state"] == "success" for r in done), [(r["logical_date"], r["state"]) for r in done]
     with connect() as conn:  # every run of the comb since the files appeared (a scheduled tick included)
         rows = conn.execute(
             """SELECT e.metadata->'output'->>'uri' AS uri FROM honey_comb_executions e

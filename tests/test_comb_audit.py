@@ -16,26 +16,20 @@ import pytest
 from include import storage
 from include.db import connect
 from include.settings import get_settings
-from tests.combtools import insert, make_orders, read_output, run_steps, utc, write_comb
+from tests.combtools import insert, read_output, run_steps, utc, write_comb
 
 T0 = utc(2026, 10, 5, 0)
 W = {"window_start": T0, "window_end": T0 + timedelta(hours=1)}
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, source_db):
-    monkeypatch.setenv("STING_COMBS_DIR", str(tmp_path))
-    dsn, schema = source_db
+def env(comb_env):
+    """The shared comb environment with 200 rows in the first window."""
+    tmp_path, dsn, schema = comb_env
     with psycopg.connect(dsn, autocommit=True) as conn:
-        make_orders(conn, schema)
         insert(conn, schema, [(i, f"u{i}@example.org", "123-45-6789", "+1 555 0100", "n", T0 + timedelta(seconds=i))
                               for i in range(1, 201)])
-    yield tmp_path, dsn, schema
-    bucket = get_settings().comb_output_bucket
-    for prefix in (f"tests/{schema}/", f"_staging/tests/{schema}/"):
-        for o in storage.list_keys(bucket, prefix):
-            storage.delete(bucket, o["Key"])
-        storage.abort_uploads(bucket, prefix)
+    return comb_env
 
 
 def _attempts(run_key: str, comb: str) -> list[tuple]:

@@ -8,13 +8,12 @@ import logging
 import uuid
 from types import SimpleNamespace
 
-import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from include import vault
 from include.db import connect
-from tests.combtools import make_orders, write_comb, write_def
+from tests.combtools import write_comb, write_def
 from tests.test_sources_api_files import api_comb, api_server  # noqa: F401  (fixture)
 
 
@@ -71,17 +70,8 @@ def test_repeating_cursor_or_link_fails_at_once(combs_dir, api_server, style):  
     assert api.requests <= 4
 
 
-@pytest.fixture
-def pg_comb(tmp_path, monkeypatch, source_db):
-    monkeypatch.setenv("STING_COMBS_DIR", str(tmp_path))
-    dsn, schema = source_db
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        make_orders(conn, schema)
-    return tmp_path, schema
-
-
-def test_sql_errors_fail_at_once_unreachable_source_is_retried(pg_comb):
-    tmp, schema = pg_comb
+def test_sql_errors_fail_at_once_unreachable_source_is_retried(comb_env):
+    tmp, _, schema = comb_env
     missing = write_comb(tmp, schema, table=f"{schema}.no_such_table")
     _, extract = _extract(missing, **W)
     with pytest.raises(AirflowFailException, match="does not exist"):
@@ -109,7 +99,7 @@ def test_sql_errors_fail_at_once_unreachable_source_is_retried(pg_comb):
     assert not isinstance(e.value, AirflowFailException) and "cannot connect" in str(e.value)
 
 
-def test_vault_unreachable_is_retried_missing_secret_is_not(pg_comb, monkeypatch):
+def test_vault_unreachable_is_retried_missing_secret_is_not(comb_env, monkeypatch):
     from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, VaultUnavailableError
 
     with pytest.raises(SecretNotFoundError):

@@ -9,16 +9,14 @@ import hashlib
 import hmac
 import socket
 import threading
-import uuid
 from datetime import timedelta
 
 import psycopg
-import pymysql
 import pytest
 
-from include import storage, vault
+from include import vault
 from include.settings import get_settings
-from tests.combtools import read_output, run_steps, utc, write_def
+from tests.combtools import clear_test_outputs, read_output, run_steps, utc, write_def
 
 T0 = utc(2026, 10, 5, 0)
 W = {"window_start": T0, "window_end": T0 + timedelta(hours=1)}
@@ -100,42 +98,31 @@ def test_postgresql_source_never_receives_the_key(source_db, combs_dir, key):
     # a keyed hash: HMAC-SHA256 of the value, not reproducible without the key
     assert t.column("email")[0].as_py() == hmac.new(key.encode(), b"ann@example.org", hashlib.sha256).hexdigest()
     assert t.schema.metadata[b"sting.hash_key_version"] == b"1" and out["hash_key_version"] == "1"
-    for o in storage.list_keys(out["bucket"], f"tests/{schema}/"):
-        storage.delete(out["bucket"], o["Key"])
+    clear_test_outputs(schema)
 
 
-def test_mysql_source_never_receives_the_key(stack, combs_dir, key):
+def test_mysql_source_never_receives_the_key(mysql_source, combs_dir, key):
     s = get_settings()
-    db = f"t_{uuid.uuid4().hex[:10]}"
-    user, password = f"r_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    root = pymysql.connect(host=s.mysql_host, port=s.mysql_port, user="root", autocommit=True)
+    root, db = mysql_source
+    with root.cursor() as c:
+        c.execute(f"CREATE TABLE `{db}`.people (id BIGINT PRIMARY KEY, email VARCHAR(100), updated_at DATETIME(6))")
+        c.execute(f"INSERT INTO `{db}`.people VALUES (1, 'ann@example.org', '2026-10-05 00:01:00')")
     proxy = RecordingProxy((s.mysql_host, s.mysql_port))
+    name = write_def(combs_dir, {
+        "name": f"k_{db}", "type": "database", "subtype": "mariadb",
+        "configuration": {
+            "connection": {"vault_path": f"honey_combs/{db}/credentials",
+                           "parameters": {"host": "127.0.0.1", "port": proxy.port, "database": db}},
+            "extraction": {"mode": "incremental", "schedule": "0 * * * *", "table": f"{db}.people",
+                           "query_template": "SELECT p.*, @sting_hash_salt AS salt FROM ${table} p",
+                           "primary_key": ["id"], "incremental_column": "updated_at"},
+            "scrubbing": {"custom_rules": [{"field": "email", "action": "hash"}]},
+            "output": {"prefix": f"tests/{db}"}}})
     try:
-        with root.cursor() as c:
-            c.execute(f"CREATE DATABASE `{db}`")
-            c.execute(f"CREATE TABLE `{db}`.people (id BIGINT PRIMARY KEY, email VARCHAR(100), updated_at DATETIME(6))")
-            c.execute(f"INSERT INTO `{db}`.people VALUES (1, 'ann@example.org', '2026-10-05 00:01:00')")
-            c.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-            c.execute(f"GRANT SELECT ON `{db}`.* TO %s@'%%'", (user,))
-        vault.write_secret(f"honey_combs/{db}/credentials", {"username": user, "password": password})
-        name = write_def(combs_dir, {
-            "name": f"k_{db}", "type": "database", "subtype": "mariadb",
-            "configuration": {
-                "connection": {"vault_path": f"honey_combs/{db}/credentials",
-                               "parameters": {"host": "127.0.0.1", "port": proxy.port, "database": db}},
-                "extraction": {"mode": "incremental", "schedule": "0 * * * *", "table": f"{db}.people",
-                               "query_template": "SELECT p.*, @sting_hash_salt AS salt FROM ${table} p",
-                               "primary_key": ["id"], "incremental_column": "updated_at"},
-                "scrubbing": {"custom_rules": [{"field": "email", "action": "hash"}]},
-                "output": {"prefix": f"tests/{db}"}}})
         _, _, out, _ = run_steps(name, "r1", **W)
-        t, body = read_output(out["bucket"], out["key"])
-        assert len(proxy.sent) > 0 and key.encode() not in bytes(proxy.sent) and key.encode() not in body
-        assert t.column("salt").to_pylist() == [None]
-        assert t.column("email")[0].as_py() == hmac.new(key.encode(), b"ann@example.org", hashlib.sha256).hexdigest()
     finally:
         proxy.close()
-        with root.cursor() as c:
-            c.execute(f"DROP DATABASE IF EXISTS `{db}`")
-            c.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        root.close()
+    t, body = read_output(out["bucket"], out["key"])
+    assert len(proxy.sent) > 0 and key.encode() not in bytes(proxy.sent) and key.encode() not in body
+    assert t.column("salt").to_pylist() == [None]
+    assert t.column("email")[0].as_py() == hmac.new(key.encode(), b"ann@example.org", hashlib.sha256).hexdigest()

@@ -13,24 +13,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from include import storage
 from include.db import connect
 from include.honeycomb.postgres_source import SourceError
-from tests.combtools import insert, make_orders, read_output, run_steps, utc, write_comb
+from tests.combtools import insert, read_output, run_steps, utc, write_comb
 
 T0 = utc(2026, 10, 5, 0)
-
-
-@pytest.fixture
-def comb_env(tmp_path, monkeypatch, source_db):
-    from include.settings import get_settings
-
-    monkeypatch.setenv("STING_COMBS_DIR", str(tmp_path))
-    dsn, schema = source_db
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        make_orders(conn, schema)
-    yield tmp_path, dsn, schema
-    bucket = get_settings().comb_output_bucket
-    for prefix in (f"tests/{schema}/", f"_staging/tests/{schema}/"):
-        for o in storage.list_keys(bucket, prefix):
-            storage.delete(bucket, o["Key"])
 
 
 def _rows(n0, n, ts, tag="r"):

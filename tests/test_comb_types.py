@@ -13,12 +13,10 @@ from datetime import UTC, timedelta
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pymysql
 import pytest
 
-from include import storage, vault
 from include.settings import get_settings
-from tests.combtools import read_output, run_steps, utc, write_def
+from tests.combtools import clear_test_outputs, read_output, run_steps, utc, write_def
 
 T0 = utc(2026, 10, 5, 0)
 W1 = {"window_start": T0, "window_end": T0 + timedelta(hours=1)}
@@ -43,10 +41,7 @@ def _pg_comb(schema: str, table: str = "typed", **extraction) -> dict:
 def pg(source_db, combs_dir):
     dsn, schema = source_db
     yield dsn, schema, combs_dir
-    bucket = get_settings().comb_output_bucket
-    for prefix in (f"tests/{schema}/", f"_staging/tests/{schema}/"):
-        for o in storage.list_keys(bucket, prefix):
-            storage.delete(bucket, o["Key"])
+    clear_test_outputs(schema)
 
 
 PG_TYPES = """
@@ -172,44 +167,32 @@ def _execution_id(conn, comb_name: str, run_key: str) -> str:
                             WHERE c.name = %s AND e.run_key = %s""", (comb_name, run_key)).fetchone()["id"]
 
 
-def test_mysql_types_read_back_as_proper_arrow_types(stack, combs_dir):
+def test_mysql_types_read_back_as_proper_arrow_types(mysql_source, combs_dir):
     s = get_settings()
-    db = f"t_{uuid.uuid4().hex[:10]}"
-    user, password = f"r_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    root = pymysql.connect(host=s.mysql_host, port=s.mysql_port, user="root", autocommit=True)
-    try:
-        with root.cursor() as c:
-            c.execute(f"CREATE DATABASE `{db}`")
-            c.execute(f"""CREATE TABLE `{db}`.typed (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), doc JSON,
-                          mood ENUM('sad','ok'), flag BOOLEAN, took TIME(6), day DATE, raw VARBINARY(8), f8 DOUBLE,
-                          naive DATETIME(6), updated_at TIMESTAMP(6) NULL)""")
-            c.execute(f"""INSERT INTO `{db}`.typed VALUES (1, 1234.56, '{{"a": 1}}', 'ok', TRUE, '26:03:04.5',
-                          '2026-01-02', X'DEADBEEF', 2.5, '2026-10-05 00:30:00', '2026-10-05 00:10:00')""")
-            c.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-            c.execute(f"GRANT SELECT ON `{db}`.* TO %s@'%%'", (user,))
-        vault.write_secret(f"honey_combs/{db}/credentials", {"username": user, "password": password})
-        name = write_def(combs_dir, {
-            "name": f"my_{db}", "type": "database", "subtype": "mariadb",
-            "configuration": {
-                "connection": {"vault_path": f"honey_combs/{db}/credentials",
-                               "parameters": {"host": s.mysql_host, "port": s.mysql_port, "database": db}},
-                "extraction": {"mode": "incremental", "schedule": "0 * * * *", "table": f"{db}.typed",
-                               "primary_key": ["id"], "incremental_column": "updated_at"},
-                "output": {"prefix": f"tests/{db}"}}})
-        _, _, out, _ = run_steps(name, "r1", **W1)
-        t, _ = read_output(out["bucket"], out["key"])
-        types = {f.name: f.type for f in t.schema}
-        assert pa.types.is_decimal(types["amount"]) and types["amount"].scale == 2
-        assert types["doc"] == types["mood"] == pa.string() and types["flag"] == pa.bool_()
-        assert types["took"] == pa.duration("us") and types["day"] == pa.date32() and types["raw"] == pa.binary()
-        assert types["naive"] == types["updated_at"] == pa.timestamp("us", tz="UTC")
-        row = t.to_pylist()[0]
-        assert row["amount"] == decimal.Decimal("1234.56") and row["flag"] is True
-        assert row["took"] == timedelta(hours=26, minutes=3, seconds=4.5) and row["raw"] == b"\xde\xad\xbe\xef"
-        df = t.to_pandas()
-        assert str(df["took"].dtype).startswith("timedelta64") and str(df["naive"].dtype).startswith("datetime64")
-    finally:
-        with root.cursor() as c:
-            c.execute(f"DROP DATABASE IF EXISTS `{db}`")
-            c.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        root.close()
+    root, db = mysql_source
+    with root.cursor() as c:
+        c.execute(f"""CREATE TABLE `{db}`.typed (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), doc JSON,
+                      mood ENUM('sad','ok'), flag BOOLEAN, took TIME(6), day DATE, raw VARBINARY(8), f8 DOUBLE,
+                      naive DATETIME(6), updated_at TIMESTAMP(6) NULL)""")
+        c.execute(f"""INSERT INTO `{db}`.typed VALUES (1, 1234.56, '{{"a": 1}}', 'ok', TRUE, '26:03:04.5',
+                      '2026-01-02', X'DEADBEEF', 2.5, '2026-10-05 00:30:00', '2026-10-05 00:10:00')""")
+    name = write_def(combs_dir, {
+        "name": f"my_{db}", "type": "database", "subtype": "mariadb",
+        "configuration": {
+            "connection": {"vault_path": f"honey_combs/{db}/credentials",
+                           "parameters": {"host": s.mysql_host, "port": s.mysql_port, "database": db}},
+            "extraction": {"mode": "incremental", "schedule": "0 * * * *", "table": f"{db}.typed",
+                           "primary_key": ["id"], "incremental_column": "updated_at"},
+            "output": {"prefix": f"tests/{db}"}}})
+    _, _, out, _ = run_steps(name, "r1", **W1)
+    t, _ = read_output(out["bucket"], out["key"])
+    types = {f.name: f.type for f in t.schema}
+    assert pa.types.is_decimal(types["amount"]) and types["amount"].scale == 2
+    assert types["doc"] == types["mood"] == pa.string() and types["flag"] == pa.bool_()
+    assert types["took"] == pa.duration("us") and types["day"] == pa.date32() and types["raw"] == pa.binary()
+    assert types["naive"] == types["updated_at"] == pa.timestamp("us", tz="UTC")
+    row = t.to_pylist()[0]
+    assert row["amount"] == decimal.Decimal("1234.56") and row["flag"] is True
+    assert row["took"] == timedelta(hours=26, minutes=3, seconds=4.5) and row["raw"] == b"\xde\xad\xbe\xef"
+    df = t.to_pandas()
+    assert str(df["took"].dtype).startswith("timedelta64") and str(df["naive"].dtype).startswith("datetime64")

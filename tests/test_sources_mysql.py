@@ -3,11 +3,9 @@ query_template rendered safely, scrubbing pushed into the SELECT (same hashes as
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pymysql
 import pytest
 
 from include import vault
@@ -16,26 +14,15 @@ from tests.combtools import read_output, run_steps, write_def
 
 
 @pytest.fixture
-def mysql_db(stack, tmp_path, monkeypatch):
-    s = get_settings()
-    db = f"t_{uuid.uuid4().hex[:10]}"
-    user, password = f"r_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    root = pymysql.connect(host=s.mysql_host, port=s.mysql_port, user="root", autocommit=True)
+def mysql_db(mysql_source, tmp_path, monkeypatch):
+    root, db = mysql_source
     with root.cursor() as c:
-        c.execute(f"CREATE DATABASE `{db}`")
         c.execute(f"CREATE TABLE `{db}`.orders (id BIGINT PRIMARY KEY, email VARCHAR(200), ssn VARCHAR(20),"
                   " phone_mobile VARCHAR(40), amount DECIMAL(10,2), notes TEXT, updated_at DATETIME(6) NOT NULL)")
-        c.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-        c.execute(f"GRANT SELECT ON `{db}`.* TO %s@'%%'", (user,))
-    vault.write_secret(f"honey_combs/{db}/credentials", {"username": user, "password": password})
     d = tmp_path / "combs"
     d.mkdir()
     monkeypatch.setenv("STING_COMBS_DIR", str(d))
-    yield root, db, d
-    with root.cursor() as c:
-        c.execute(f"DROP DATABASE `{db}`")
-        c.execute("DROP USER %s@'%%'", (user,))
-    root.close()
+    return root, db, d
 
 
 def comb(db: str, **extraction) -> dict:

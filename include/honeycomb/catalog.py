@@ -176,12 +176,6 @@ def end_attempt(conn, execution_id: str, step: str, try_number: int, error: str 
          try_number))
 
 
-def attempts(conn, execution_id: str) -> list[dict]:
-    return conn.execute(
-        """SELECT step, try_number, state, started_at, ended_at, error FROM honey_comb_execution_attempts
-            WHERE execution_id = %s ORDER BY started_at, id""", (execution_id,)).fetchall()
-
-
 def close_failed_execution(conn, execution_id: str) -> str:
     """After the run failed: attempts still 'running' were killed; the execution's error names
     the failing step and its error (from the last failed or killed attempt when no step could

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 
 import pyarrow.parquet as pq
 from psycopg.types.json import Jsonb
@@ -99,6 +100,23 @@ def acquire_lease(comb: CombDefinition, run: dict, dsn: str | None = None, poll:
         time.sleep(poll)
 
 
+@contextmanager
+def read_lease(comb: CombDefinition, run: dict, dsn: str | None = None):
+    """Hold the comb's read lease for a non-snapshot run; kept when the block succeeds (the commit
+    releases it), given back when it fails (nothing was read for good: the next run, or this
+    one's retry, may go)."""
+    if is_snapshot(run):
+        yield
+        return
+    acquire_lease(comb, run, dsn)
+    try:
+        yield
+    except BaseException:
+        with connect(dsn) as conn:
+            release_lease(conn, run)
+        raise
+
+
 def release_lease(conn, run: dict) -> None:
     conn.execute("DELETE FROM honey_comb_leases WHERE comb_id = %s AND run_key = %s",
                  (run["comb_id"], run["execution_id"]))
@@ -148,53 +166,41 @@ def extract_to_staging(comb: CombDefinition, run: dict, secret: dict | None, sal
     loc = OutputLocation.for_comb(comb, run["execution_type"])
     suffix = run.get("output_suffix", "")
     key = loc.staging_key(window, suffix)
-    if not is_snapshot(run):
-        acquire_lease(comb, run, dsn)
-    try:
-        return _extract_to_staging(comb, run, secret, salt, token_vault, dsn, hash_key_version, window, loc, suffix,
-                                   key)
-    except BaseException:
-        if not is_snapshot(run):  # nothing was read for good: the next run (or this one's retry) may go
-            with connect(dsn) as conn:
-                release_lease(conn, run)
-        raise
+    with read_lease(comb, run, dsn):  # kept until the commit; given back if anything here fails
+        ex = read_source(comb, run, secret, dsn)
+        table = unify(ex.tables)
+        scrubbed, report = comb.configuration.scrubbing.scrubber(salt, token_vault).scrub_table(table)
+        hashed = any(v["action"] in ("hash", "text") for v in report["columns"].values())
+        if hashed:  # which key made the pseudonyms (a rotation is traceable)
+            from include.privacy.actions import pseudonym_metadata
 
-
-def _extract_to_staging(comb, run, secret, salt, token_vault, dsn, hash_key_version, window, loc, suffix,
-                        key) -> dict:
-    ex = read_source(comb, run, secret, dsn)
-    table = unify(ex.tables)
-    scrubbed, report = comb.configuration.scrubbing.scrubber(salt, token_vault).scrub_table(table)
-    hashed = any(v["action"] == "hash" or (v["action"] == "text") for v in report["columns"].values())
-    if hashed:  # which key made the pseudonyms (a rotation is traceable)
-        scrubbed = scrubbed.replace_schema_metadata({**(scrubbed.schema.metadata or {}),
-                                                     b"sting.hash_key_version": (hash_key_version or "1").encode(),
-                                                     b"sting.hash": b"HMAC-SHA256"})
-    out = comb.configuration.output
-    compression = None if out.compression == "none" else out.compression
-    manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
-                "info": ex.info}
-    storage.abort_uploads(loc.bucket, key, exact=True)  # an earlier, killed attempt of this run
-    with storage.staged_upload(loc.bucket, key, also_delete=(key + ".manifest.json",)) as sink:
-        pq.write_table(scrubbed, sink, compression=compression)
-        storage.s3_client().put_object(Bucket=loc.bucket, Key=key + ".manifest.json",
-                                       Body=json.dumps(manifest, default=str).encode())
-    for r in ex.rejects:
-        log.warning("comb %s: rejected %s", comb.name, r["error"])
-    log.info("comb %s: %d records (%d scrubbed), %d rejected, staged at s3://%s/%s; %s", comb.name,
-             scrubbed.num_rows, report["records_scrubbed"], ex.rejected, loc.bucket, key, ex.info)
-    return {
-        "bucket": loc.bucket, "staging_key": key, "manifest_key": key + ".manifest.json",
-        "window": window.as_dict(),
-        "records_processed": scrubbed.num_rows,
-        "records_scrubbed": report["records_scrubbed"],
-        "records_rejected": ex.rejected,
-        "duplicates_skipped": ex.info.get("already_delivered", 0),
-        "columns": [{"name": f.name, "type": str(f.type)} for f in scrubbed.schema],
-        "scrub_plan": {c: v["action"] for c, v in report["columns"].items()},
-        "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "source_info": ex.info,
-        "hash_key_version": (hash_key_version or "1") if hashed else None,
-    }
+            scrubbed = scrubbed.replace_schema_metadata({**(scrubbed.schema.metadata or {}),
+                                                         **pseudonym_metadata(hash_key_version)})
+        out = comb.configuration.output
+        compression = None if out.compression == "none" else out.compression
+        manifest = {"checkpoint": ex.state, "files": ex.files, "rejects": ex.rejects, "rejected": ex.rejected,
+                    "info": ex.info}
+        storage.abort_uploads(loc.bucket, key, exact=True)  # an earlier, killed attempt of this run
+        with storage.staged_upload(loc.bucket, key, also_delete=(key + ".manifest.json",)) as sink:
+            pq.write_table(scrubbed, sink, compression=compression)
+            storage.s3_client().put_object(Bucket=loc.bucket, Key=key + ".manifest.json",
+                                           Body=json.dumps(manifest, default=str).encode())
+        for r in ex.rejects:
+            log.warning("comb %s: rejected %s", comb.name, r["error"])
+        log.info("comb %s: %d records (%d scrubbed), %d rejected, staged at s3://%s/%s; %s", comb.name,
+                 scrubbed.num_rows, report["records_scrubbed"], ex.rejected, loc.bucket, key, ex.info)
+        return {
+            "bucket": loc.bucket, "staging_key": key, "manifest_key": key + ".manifest.json",
+            "window": window.as_dict(),
+            "records_processed": scrubbed.num_rows,
+            "records_scrubbed": report["records_scrubbed"],
+            "records_rejected": ex.rejected,
+            "duplicates_skipped": ex.info.get("already_delivered", 0),
+            "columns": [{"name": f.name, "type": str(f.type)} for f in scrubbed.schema],
+            "scrub_plan": {c: v["action"] for c, v in report["columns"].items()},
+            "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "source_info": ex.info,
+            "hash_key_version": (hash_key_version or "1") if hashed else None,
+        }
 
 
 def read_manifest(output: dict) -> dict:

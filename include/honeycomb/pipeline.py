@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import queue
 import threading
 import time
@@ -88,26 +89,25 @@ def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
     q: queue.Queue = queue.Queue(maxsize=depth)
     done, stop, error = object(), threading.Event(), []
 
+    def put(item) -> bool:
+        """Hand an item over unless the consumer stopped (then it never reads again)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for b in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(b):
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             error.append(e)
         finally:
-            while not stop.is_set():
-                try:
-                    q.put(done, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            put(done)
 
     t = threading.Thread(target=produce, name="sting-prefetch", daemon=True)
     t.start()
@@ -161,8 +161,9 @@ def extract_to_file(
             pa.field(schema.field(i).name, pa.string()) if i in arrow_side and arrow_side[i][0] != "generalize"
             else schema.field(i).remove_metadata() for i in keep_idx])
         if any(d[0] == "hash" for d in info["decisions"].values()):
-            out_schema = out_schema.with_metadata({b"sting.hash_key_version": (hash_key_version or "1").encode(),
-                                                   b"sting.hash": b"HMAC-SHA256"})
+            from include.privacy.actions import pseudonym_metadata
+
+            out_schema = out_schema.with_metadata(pseudonym_metadata(hash_key_version))
         names = [f.name for f in out_schema]
         compression = None if out.compression == "none" else out.compression
         with pq.ParquetWriter(path, out_schema, compression=compression) as writer:
@@ -271,11 +272,8 @@ def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credential
     policy = comb.configuration.extraction.null_cursor
     inc = comb.configuration.extraction.incremental_column
     loc = OutputLocation.for_comb(comb, execution_type)
-    if policy == "fail":
-        import io as _io
-
-        with _io.BytesIO() as probe:  # counted, not kept
-            n = extract_to_file(comb, window, creds, salt, probe, execution_type, token_vault, True)["records_processed"]
+    if policy == "fail":  # counted (streamed to nowhere), not kept
+        n = extract_to_file(comb, window, creds, salt, os.devnull, execution_type, token_vault, True)["records_processed"]
         if n:
             from include.honeycomb.postgres_source import SourceError
 

@@ -76,6 +76,12 @@ def hmac_sha256_hex(key: str):
     return one
 
 
+def pseudonym_metadata(key_version: str | None) -> dict[bytes, bytes]:
+    """What an output holding keyed-hash pseudonyms records about them (Parquet key-value
+    metadata): the scheme and the Vault key's version, so a key rotation is traceable."""
+    return {b"sting.hash": b"HMAC-SHA256", b"sting.hash_key_version": (key_version or "1").encode()}
+
+
 def keyed_hash(arr: pa.Array, key: str) -> pa.Array:
     """hex(HMAC-SHA256(key, value)) per value: same value and key, same pseudonym in every comb,
     file and free text (joins work); without the key a pseudonym cannot be checked against a

@@ -13,6 +13,7 @@ A record that is not a JSON object, or lacks the cursor field, is rejected alone
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -190,8 +191,6 @@ class ApiClient:
             if not isinstance(records, list):
                 raise self.fail(f"page {n}: no record list at '{p.records_path or '(body)'}'", True)
             if pg.type in ("offset", "page") and records:
-                import hashlib
-
                 digest = hashlib.sha256(resp.content).hexdigest()
                 if digest == last_page_digest:
                     raise self.fail(f"page {n} of {url} repeats page {n - 1} byte for byte: the API ignores the "
