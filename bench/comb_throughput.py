@@ -111,7 +111,7 @@ def child(kind: str, table: str) -> dict:
     else:
         from include import vault
         from include.honeycomb.pipeline import extract_and_publish, extract_to_file
-        from include.honeycomb.postgres_source import Credentials
+        from include.honeycomb.sources.database import Credentials
         from include.honeycomb.windows import resolve_window
 
         comb = comb_for(table)

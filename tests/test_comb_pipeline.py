@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include import storage
 from include.db import connect
-from include.honeycomb.postgres_source import SourceError
+from include.honeycomb.sources.database import SourceError
 from tests.combtools import insert, read_output, run_steps, utc, write_comb
 
 T0 = utc(2026, 10, 5, 0)

@@ -100,7 +100,7 @@ def test_mysql_query_template_is_rendered_safely(mysql_db):
     got, t = ids(out)
     assert got == [1, 2] and t.column_names == ["id", "email", "notes", "updated_at"]
     from include.honeycomb.config import load_comb_file
-    from include.honeycomb.mysql_source import render_base_query
+    from include.honeycomb.sources.mysql import render_base_query
 
     sql = render_base_query(load_comb_file(d / f"{name}.yaml"))
     assert f"`{db}`.`orders`" in sql and "%(read_from)s" in sql and "'%%50%%'" in sql

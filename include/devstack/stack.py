@@ -372,6 +372,8 @@ def register_combs() -> str:
 
 # ---------------------------------------------------------------- airflow
 def airflow_env() -> dict:
+    from urllib.parse import urlsplit
+
     sec = stack_secrets()
     env = os.environ.copy()
     backend_kwargs = {
@@ -414,6 +416,10 @@ def airflow_env() -> dict:
         "AIRFLOW_CONN_STING_S3": json.dumps({
             "conn_type": "aws", "login": S.s3_access_key, "password": S.s3_secret_key,
             "extra": {"endpoint_url": S.s3_endpoint, "region_name": S.s3_region},
+        }),
+        "AIRFLOW_CONN_STING_REDIS": json.dumps({
+            "conn_type": "redis", "host": _hostport(S.redis_url)[0], "port": _hostport(S.redis_url)[1],
+            "extra": {"db": int(urlsplit(S.redis_url).path.strip("/") or 0)},
         }),
         "STING_S3_ENDPOINT": S.s3_endpoint,
         "AWS_ACCESS_KEY_ID": S.s3_access_key,

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from include import storage
 from include.honeycomb.config import CombDefinition
-from include.honeycomb.postgres_source import SCRUBBED_FLAG, Credentials
+from include.honeycomb.sources.database import SCRUBBED_FLAG, Credentials
 from include.honeycomb.windows import OutputLocation, RunWindow, parse_interval_from_key
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,9 @@ def extract_to_file(
     from include.honeycomb.config import PUSHDOWN_ACTIONS
 
     if comb.subtype == "postgresql":
-        from include.honeycomb.postgres_source import stream_window
+        from include.honeycomb.sources.postgres import stream_window
     else:  # mysql / mariadb
-        from include.honeycomb.mysql_source import stream_window
+        from include.honeycomb.sources.mysql import stream_window
     with stream_window(comb, creds, window, null_cursor=null_cursor) as (schema, info, batches):
         flag_idx = schema.get_field_index(SCRUBBED_FLAG)
         keep_idx = [i for i in range(len(schema)) if i != flag_idx]
@@ -152,7 +152,7 @@ def extract_to_file(
         arrow_side = {schema.get_field_index(c): d for c, d in info["decisions"].items()
                       if d[0] not in PUSHDOWN_ACTIONS}
         if any(d[0] == "hash" for d in arrow_side.values()) and not salt:
-            from include.honeycomb.postgres_source import SourceError
+            from include.honeycomb.sources.database import SourceError
 
             raise SourceError(f"comb '{comb.name}': a 'hash' rule needs the hash key, none was given", permanent=True)
         scrub_cfg = comb.configuration.scrubbing
@@ -275,7 +275,7 @@ def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credential
     if policy == "fail":  # counted (streamed to nowhere), not kept
         n = extract_to_file(comb, window, creds, salt, os.devnull, execution_type, token_vault, True)["records_processed"]
         if n:
-            from include.honeycomb.postgres_source import SourceError
+            from include.honeycomb.sources.database import SourceError
 
             raise SourceError(f"comb '{comb.name}': {n} row(s) have a NULL incremental column '{inc}' "
                               "(null_cursor: fail)", permanent=True)

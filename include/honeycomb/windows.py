@@ -1,4 +1,5 @@
-"""Which rows a run takes (its window) and where its output goes (deterministic keys)."""
+"""Which rows a comb run takes (its window, on the shared interval model of `include.intervals`) and
+where its output goes (deterministic keys)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from include.honeycomb.config import CombDefinition
+from include.intervals import _TS, IntervalError, previous_tick, to_utc, window_for_date  # noqa: F401
 from include.settings import get_settings
 
-_TS = "%Y%m%dT%H%M%SZ"
 _TAG_RE = re.compile(r"__(\d{8}T\d{6}Z)__(\d{8}T\d{6}Z)\.parquet$")
 
-
-class WindowError(ValueError):
-    pass
-
-
-def to_utc(dt: datetime | str | None) -> datetime | None:
-    if dt is None or dt == "":
-        return None
-    if isinstance(dt, str):
-        try:
-            dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
-        except ValueError:
-            raise WindowError(f"'{dt}' is not an ISO-8601 date-time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(dt.timestamp(), tz=UTC).replace(microsecond=0)
+WindowError = IntervalError  # one error type for every interval a run derives
 
 
 @dataclass(frozen=True)
@@ -62,20 +48,6 @@ class RunWindow:
             "end": self.end.isoformat(),
             "tag": self.tag,
         }
-
-
-def previous_tick(cron: str, before: datetime) -> datetime:
-    """The schedule's last tick strictly before `before`."""
-    from croniter import croniter
-
-    return to_utc(croniter(cron, to_utc(before)).get_prev(datetime))
-
-
-def window_for_date(cron: str, date: datetime) -> tuple[datetime, datetime]:
-    """The one window a date names: [the schedule's last tick before it, the date). For a date on
-    the schedule (every scheduled and backfill run) that is the schedule interval ending there."""
-    end = to_utc(date)
-    return previous_tick(cron, end), end
 
 
 def resolve_window(

@@ -1,11 +1,10 @@
-"""Hooks own the connections: Vault (comb credentials and salts) and the application database."""
+"""Hooks own the connections: Vault (comb credentials and salts), the application database
+(`sting_db`), object storage (`sting_s3`) and Redis (`sting_redis`)."""
 
 from __future__ import annotations
 
 from airflow.providers.hashicorp.hooks.vault import VaultHook
-from airflow.sdk import BaseHook
-
-from include.settings import get_settings
+from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 
 class SecretNotFoundError(LookupError):
@@ -85,15 +84,42 @@ class HoneyCombVaultHook(VaultHook):
         return key, TokenVault(keys["hmac_key"], keys["fernet_key"], app_dsn())
 
 
-def app_dsn(conn_id: str = "sting_db") -> str:
-    """DSN of the application database from the Airflow connection (Vault backend or env)."""
-    try:
-        c = BaseHook.get_connection(conn_id)
-    except Exception:
-        return get_settings().app_dsn
-    auth = c.login or "postgres"
-    if c.password:
-        from urllib.parse import quote
+class StingDbHook(PostgresHook):
+    """The application database (`sting_db`): a libpq conninfo built from the Airflow connection
+    (host, port, login, password, schema, extras) for the library's psycopg code. No fallback: a
+    missing or broken connection fails the task with the hook's own error."""
 
-        auth += ":" + quote(c.password, safe="")
-    return f"postgresql://{auth}@{c.host}:{c.port or 5432}/{c.schema or 'sting'}"
+    def __init__(self, postgres_conn_id: str = "sting_db", **kwargs):
+        super().__init__(postgres_conn_id=postgres_conn_id, **kwargs)
+
+    def conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        c = self.connection
+        args = {"host": c.host, "port": c.port or 5432, "user": c.login, "password": c.password,
+                "dbname": self.database or c.schema}
+        extras = {k: v for k, v in c.extra_dejson.items()
+                  if k not in self.ignored_extra_options and k != "cursor" and isinstance(v, str | int)}
+        return make_conninfo(**{k: v for k, v in {**args, **extras}.items() if v not in (None, "")})
+
+
+def app_dsn(conn_id: str = "sting_db") -> str:
+    """The application database's conninfo, from the `sting_db` connection through its hook."""
+    return StingDbHook(postgres_conn_id=conn_id).conninfo()
+
+
+def airflow_clients(db_conn_id: str = "sting_db", s3_conn_id: str = "sting_s3", redis_conn_id: str = "sting_redis"):
+    """Plain clients for library code, each built by its provider hook on first use."""
+    from include.clients import Clients
+
+    def s3():
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=s3_conn_id).get_conn()
+
+    def redis():
+        from airflow.providers.redis.hooks.redis import RedisHook
+
+        return RedisHook(redis_conn_id=redis_conn_id).get_conn()
+
+    return Clients(dsn=app_dsn(db_conn_id), s3_factory=s3, redis_factory=redis)

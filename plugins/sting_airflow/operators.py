@@ -52,7 +52,7 @@ class HoneyCombExtractOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from include.honeycomb.pipeline import extract_and_publish
-        from include.honeycomb.postgres_source import Credentials
+        from include.honeycomb.sources.database import Credentials
         from sting_airflow.audit import audited_step
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 

@@ -13,50 +13,23 @@ Safety of the generated SQL:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pyarrow as pa
 from psycopg import sql
 
 from include.honeycomb.config import CombDefinition
-from include.honeycomb.errors import CombError, pg_permanent
+from include.honeycomb.errors import pg_permanent
+from include.honeycomb.sources.database import SCRUBBED_FLAG, TEMPLATE_VAR, Credentials, SourceError, scrub_decisions
 from include.honeycomb.windows import RunWindow
 
-SCRUBBED_FLAG = "__sting_scrubbed"
-TEMPLATE_VAR = re.compile(r"\$\{(table|last_sync|window_start|window_end)\}")
 _SETTING = {
     "last_sync": "sting.read_from",
     "window_start": "sting.window_start",
     "window_end": "sting.window_end",
 }
-
-
-class SourceError(CombError):
-    """The source could not be read (unreachable, bad credentials, missing table or column);
-    `permanent` when no retry can help."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-    @classmethod
-    def from_secret(cls, secret: dict, vault_path: str) -> Credentials:
-        missing = [k for k in ("username", "password") if not secret.get(k)]
-        if missing:
-            raise SourceError(f"Vault secret '{vault_path}' lacks key(s): {', '.join(missing)}", permanent=True)
-        return cls(str(secret["username"]), str(secret["password"]))
-
-    def redact(self, text: str) -> str:
-        for s in {self.password, quote(self.password, safe="")}:
-            if s:
-                text = text.replace(s, "***")
-        return text
 
 
 def _ident(name: str) -> sql.Identifier:
@@ -181,19 +154,6 @@ def convert(arr: pa.Array, target: pa.DataType, column: str) -> pa.Array:
         return pc.cast(arr, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise SourceError(f"column '{column}': a value does not fit {target} ({str(e)[:200]})", permanent=True) from None
-
-
-def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple[str, str]]:
-    """Column -> (action, entity) for a database source's columns, after checking that the key
-    and incremental columns exist (shared by the PostgreSQL and MySQL sources)."""
-    ex = comb.configuration.extraction
-    missing = [c for c in [*ex.primary_key, ex.incremental_column] if c and c not in columns]
-    if missing:
-        raise SourceError(
-            f"comb '{comb.name}': column(s) {', '.join(missing)} not in the source "
-            f"(columns: {', '.join(columns)})", permanent=True,
-        )
-    return comb.configuration.scrubbing.decisions(columns)
 
 
 def build_select(

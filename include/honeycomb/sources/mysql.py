@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from include.honeycomb.config import CombDefinition
 from include.honeycomb.errors import mysql_permanent
-from include.honeycomb.postgres_source import SCRUBBED_FLAG, TEMPLATE_VAR, Credentials, SourceError, scrub_decisions
+from include.honeycomb.sources.database import SCRUBBED_FLAG, TEMPLATE_VAR, Credentials, SourceError, scrub_decisions
 from include.honeycomb.windows import RunWindow
 
 _PARAM = {"last_sync": "%(read_from)s", "window_start": "%(window_start)s", "window_end": "%(window_end)s"}

@@ -1,0 +1,73 @@
+"""Plain clients handed to library code: the application database (a libpq conninfo and a
+connection factory), S3 (a boto3 client) and Redis. Airflow tasks build them from provider hooks
+(`sting_airflow.hooks.airflow_clients`); tests and command-line tools from the local settings
+(`Clients.from_settings`). Each client is created on first use, so a step that never touches S3
+never builds an S3 client. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Clients:
+    dsn: str
+    s3_factory: Callable[[], Any] | None = None
+    redis_factory: Callable[[], Any] | None = None
+    _s3: Any = field(default=None, repr=False)
+    _redis: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never print the conninfo (it may carry a password)
+        return "Clients(dsn=***)"
+
+    @contextlib.contextmanager
+    def db(self, **kwargs) -> Iterator[Any]:
+        """A psycopg connection (dict rows) that commits on success and rolls back on error."""
+        from include.db import connect
+
+        with connect(self.dsn, **kwargs) as conn:
+            yield conn
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            if self.s3_factory is None:
+                raise RuntimeError("no S3 client configured for this run")
+            self._s3 = self.s3_factory()
+        return self._s3
+
+    @property
+    def redis(self):
+        if self._redis is None:
+            if self.redis_factory is None:
+                raise RuntimeError("no Redis client configured for this run")
+            self._redis = self.redis_factory()
+        return self._redis
+
+    def close(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                self._redis.close()
+
+    @classmethod
+    def from_settings(cls) -> Clients:
+        """The local stack's clients (environment or defaults of include.settings)."""
+        from include.settings import get_settings
+
+        s = get_settings()
+
+        def s3():
+            from include.storage import s3_client
+
+            return s3_client()
+
+        def redis():
+            import redis as _redis
+
+            return _redis.Redis.from_url(s.redis_url)
+
+        return cls(dsn=s.app_dsn, s3_factory=s3, redis_factory=redis)
