@@ -26,10 +26,12 @@ class Clients:
 
     @contextlib.contextmanager
     def db(self, **kwargs) -> Iterator[Any]:
-        """A psycopg connection (dict rows) that commits on success and rolls back on error."""
+        """A psycopg connection (dict rows, session time zone UTC: hours are UTC hours) that commits
+        on success and rolls back on error."""
         from include.db import connect
 
         with connect(self.dsn, **kwargs) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
             yield conn
 
     @property

@@ -1,0 +1,211 @@
+"""event_ingestion: honeypot events into `events`, every minute.
+
+Inputs
+- the Redis stream `queue:events:pending` (the seed's key), read with the consumer group
+  `sting-event-ingestion`. An entry carries the event itself (`event`: JSON) or names its raw
+  payload (`event_id` + `payload_key` in the `event-payloads` bucket). Entries are acknowledged
+  only after their batch committed; entries a killed run left pending are claimed again
+  (XAUTOCLAIM) by the next run; acknowledged entries are trimmed from the stream.
+- raw payload objects `event-payloads/raw/{year}/{month}/{day}/{event_id}.json` of the run's
+  interval (and the day before: late uploads); the ledger skips those already ingested.
+
+Every message is decided once (stored, duplicate or rejected with its reason) by
+`include.security.store`; see there for the exactly-once argument.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+from include.jobs.base import Job, JobContext, Param, Step
+
+STREAM = "queue:events:pending"
+GROUP = "sting-event-ingestion"
+RAW_PREFIX = "raw/"
+CLAIM_IDLE_MS = 60_000  # an entry pending this long belongs to a consumer that died
+
+
+def _config(ctx: JobContext):
+    from include.security.store import IngestConfig
+
+    p = ctx.params
+    return IngestConfig(dedup_window_seconds=int(p["dedup_window_seconds"]), alert_threshold=int(p["alert_threshold"]),
+                        alert_window_seconds=int(p["alert_window_seconds"]), write_payloads=bool(p["write_payloads"]))
+
+
+def _decode(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _read_bounded(obj) -> bytes:
+    """An object's body, never more than a message's limit + 1 byte (a larger one is rejected as
+    too large without being held in memory)."""
+    from include.security.events import MAX_MESSAGE_BYTES
+
+    body = obj["Body"]
+    try:
+        return body.read(MAX_MESSAGE_BYTES + 1)
+    finally:
+        body.close()
+
+
+def stream_messages(ctx: JobContext, entries: list) -> list:
+    """Stream entries -> messages (an entry naming a raw payload object is read from S3)."""
+    from include.security.store import PAYLOAD_BUCKET, Message
+
+    out = []
+    for entry_id, fields in entries:
+        ref = _decode(entry_id)
+        f = {_decode(k): v for k, v in (fields or {}).items()}
+        if "event" in f:
+            out.append(Message(ref, "redis", f["event"]))
+        elif "payload_key" in f:
+            key = _decode(f["payload_key"])
+            eid = _decode(f["event_id"]) if "event_id" in f else os.path.basename(key).removesuffix(".json")
+            try:
+                obj = ctx.clients.s3.get_object(Bucket=PAYLOAD_BUCKET, Key=key)
+            except ctx.clients.s3.exceptions.NoSuchKey:
+                out.append(Message(ref, "redis", key, event_id=eid,
+                                   error=(f"payload_key: no object {PAYLOAD_BUCKET}/{key[:200]}", "missing_payload")))
+                continue
+            out.append(Message(ref, "redis", _read_bounded(obj), event_id=eid))
+        else:
+            out.append(Message(ref, "redis", repr(sorted(f))[:300],
+                               error=("stream entry has neither 'event' nor 'payload_key'", "bad_entry")))
+    return out
+
+
+def consume_queue(ctx: JobContext) -> dict:
+    """Drain `queue:events:pending` (bounded by max_messages, or by drain_seconds when set)."""
+    import redis
+
+    from include.security.store import BatchResult, ingest_batch
+
+    r = ctx.clients.redis
+    try:
+        r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as e:
+        if "BUSYGROUP" not in str(e):
+            raise
+    consumer = f"{socket.gethostname()}:{os.getpid()}"
+    cfg = _config(ctx)
+    size, limit = int(ctx.params["batch_size"]), int(ctx.params["max_messages"])
+    deadline = time.monotonic() + float(ctx.params["drain_seconds"])
+    total, claimed = BatchResult(), 0
+
+    def batches() -> Iterator[list]:
+        nonlocal claimed
+        start = "0-0"
+        while True:  # first what killed runs left pending
+            nxt, entries, *_ = r.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, start_id=start, count=size)
+            if entries:
+                claimed += len(entries)
+                yield [e for e in entries if e[1] is not None]
+            start = _decode(nxt)
+            if start == "0-0" or not entries:
+                break
+        while True:
+            block = None
+            if time.monotonic() < deadline:
+                block = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
+            got = r.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=size, block=block)
+            entries = got[0][1] if got else []
+            if entries:
+                yield entries
+            elif time.monotonic() >= deadline:
+                return
+
+    for entries in batches():
+        if not entries:
+            continue
+        res = ingest_batch(ctx.clients, stream_messages(ctx, entries), cfg)
+        r.xack(STREAM, GROUP, *[e[0] for e in entries])  # only now: the batch is durable
+        total.add(res)
+        if total.received >= limit:
+            break
+    trimmed = _trim(r)
+    out = total.as_dict()
+    out.update(claimed_from_dead_consumers=claimed, trimmed=trimmed)
+    return out
+
+
+def _trim(r) -> int:
+    """Trim entries every consumer of the group has acknowledged (below the oldest pending entry
+    and the group's last delivered id)."""
+    groups = {_decode(g["name"]): g for g in r.xinfo_groups(STREAM)}
+    g = groups.get(GROUP)
+    if not g:
+        return 0
+    minid = _decode(g["last-delivered-id"])
+    pending = r.xpending(STREAM, GROUP)
+    if pending and pending.get("pending"):
+        minid = min(minid, _decode(pending["min"]), key=lambda s: tuple(int(x) for x in s.split("-")))
+    return int(r.xtrim(STREAM, minid=minid, approximate=False) or 0) if minid != "0-0" else 0
+
+
+def ingest_raw_payloads(ctx: JobContext) -> dict:
+    """Raw payload objects of the interval's days (and the day before) not yet in the ledger."""
+    from include.security.store import PAYLOAD_BUCKET, BatchResult, Message, ingest_batch
+
+    s3 = ctx.clients.s3
+    start, end = ctx.interval.start - timedelta(days=1), ctx.interval.end
+    days, d = [], start.date()
+    while d <= end.date():
+        days.append(d)
+        d += timedelta(days=1)
+    limit, size = int(ctx.params["max_messages"]), int(ctx.params["batch_size"])
+    keys: list[str] = []
+    for day in days:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=PAYLOAD_BUCKET, Prefix=f"{RAW_PREFIX}{day:%Y/%m/%d}/"):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+    ids = {k: os.path.basename(k).removesuffix(".json") for k in keys}
+    with ctx.clients.db() as conn:
+        done = {r["receipt_id"] for r in conn.execute(
+            "SELECT receipt_id FROM event_receipts WHERE receipt_id = ANY(%s)", ([f"id:{v}" for v in ids.values()],))}
+    todo = [k for k in sorted(keys) if f"id:{ids[k]}" not in done][:limit]
+    total, cfg = BatchResult(), _config(ctx)
+    for i in range(0, len(todo), size):
+        chunk = todo[i:i + size]
+        msgs = []
+        for k in chunk:
+            body = _read_bounded(s3.get_object(Bucket=PAYLOAD_BUCKET, Key=k))
+            msgs.append(Message(k, "raw_object", body, event_id=ids[k]))
+        total.add(ingest_batch(ctx.clients, msgs, cfg))
+    out = total.as_dict()
+    out.update(objects_listed=len(keys), objects_new=len(todo))
+    return out
+
+
+JOB = Job(
+    name="event_ingestion",
+    schedule="* * * * *",
+    description="Honeypot events from queue:events:pending and event-payloads/raw/ into `events`: validated, "
+                "normalised to ECS, enriched (GeoLite2 snapshot, IOC matches), de-duplicated, scored, stored once, "
+                "alerted on.",
+    steps=(
+        Step("consume_queue", consume_queue, "drain the Redis stream (consumer group, ack after commit)",
+             timeout=timedelta(minutes=15)),
+        Step("ingest_raw_payloads", ingest_raw_payloads, "raw payload objects of the interval's days",
+             timeout=timedelta(minutes=15)),
+    ),
+    params={
+        "max_messages": Param(50_000, "integer", "at most this many messages per step and run", {"minimum": 1}),
+        "batch_size": Param(500, "integer", "messages per transaction", {"minimum": 1, "maximum": 5000}),
+        "drain_seconds": Param(0, "number", "keep reading the stream this long (0: until it is empty)",
+                               {"minimum": 0, "maximum": 600}),
+        "dedup_window_seconds": Param(60, "integer", "identical events within this window are stored once",
+                                      {"minimum": 1}),
+        "alert_threshold": Param(7, "integer", "threat level (0-10) from which an event raises an alert",
+                                 {"minimum": 0, "maximum": 10}),
+        "alert_window_seconds": Param(3600, "integer", "repeats of an alert (same rule, source, jar) within this "
+                                      "window update one alert", {"minimum": 60}),
+        "write_payloads": Param(True, "boolean", "write processed payloads to event-payloads/processed/"),
+    },
+    retries=3,
+    retry_delay=timedelta(seconds=10),
+    tags=("security", "events"),
+)
