@@ -18,6 +18,7 @@ class Clients:
     dsn: str
     s3_factory: Callable[[], Any] | None = None
     redis_factory: Callable[[], Any] | None = None
+    secret_reader: Callable[[str], dict] | None = None  # Vault path -> secret (KV v2)
     _s3: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
 
@@ -50,6 +51,12 @@ class Clients:
             self._redis = self.redis_factory()
         return self._redis
 
+    def secret(self, path: str) -> dict:
+        """The secret at a Vault path (values never to be logged or returned)."""
+        if self.secret_reader is None:
+            raise RuntimeError("no secret reader configured for this run")
+        return self.secret_reader(path)
+
     def close(self) -> None:
         if self._redis is not None:
             with contextlib.suppress(Exception):
@@ -72,4 +79,9 @@ class Clients:
 
             return _redis.Redis.from_url(s.redis_url)
 
-        return cls(dsn=s.app_dsn, s3_factory=s3, redis_factory=redis)
+        def secret(path: str) -> dict:
+            from include import vault
+
+            return vault.read_secret(path)
+
+        return cls(dsn=s.app_dsn, s3_factory=s3, redis_factory=redis, secret_reader=secret)

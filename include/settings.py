@@ -46,6 +46,8 @@ class Settings:
     mysql_port: int = 3306
     nats_url: str = "nats://127.0.0.1:4222"
     sample_api_url: str = "http://127.0.0.1:8765"
+    taxii_url: str = "http://127.0.0.1:6100"
+    feed_server_url: str = "http://127.0.0.1:8766"
     # Staging objects and incomplete uploads older than this are leftovers of killed runs (a run's
     # task times out after 2 hours, so nothing alive is that old).
     staging_max_age: timedelta = timedelta(hours=6)
@@ -82,5 +84,7 @@ def get_settings() -> Settings:
         mysql_port=int(_env("STING_MYSQL_PORT", "3306")),
         nats_url=_env("STING_NATS_URL", "nats://127.0.0.1:4222"),
         sample_api_url=_env("STING_SAMPLE_API_URL", "http://127.0.0.1:8765"),
+        taxii_url=_env("STING_TAXII_URL", "http://127.0.0.1:6100"),
+        feed_server_url=_env("STING_FEED_SERVER_URL", "http://127.0.0.1:8766"),
         staging_max_age=timedelta(seconds=float(_env("STING_STAGING_MAX_AGE_SECONDS", "21600"))),
     )

@@ -142,6 +142,8 @@ def stack_secrets() -> dict:
         "hash_salt": lambda: secrets.token_hex(32),
         "token_hmac_key": lambda: secrets.token_hex(32),
         "token_fernet_key": lambda: Fernet.generate_key().decode(),
+        "taxii_password": lambda: secrets.token_urlsafe(18),
+        "feed_key": lambda: secrets.token_urlsafe(18),
     }
     f = STACK / "secrets.json"
     data = json.loads(f.read_text()) if f.exists() else {}
@@ -256,6 +258,44 @@ def ensure_sample_api() -> str:
             "quotes the refused request)")
 
 
+def ensure_taxii() -> str:
+    """A real TAXII 2.1 server (OASIS medallion, memory backend) holding the sample STIX
+    collection, basic auth with the password kept in Vault."""
+    host, port = _hostport(S.taxii_url)
+    if _port_open(host, port):
+        return f"reusing the TAXII server at {S.taxii_url}"
+    from include.devstack.sample_intel import TAXII_USER, taxii_data
+
+    d = STACK / "taxii"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "data.json").write_text(json.dumps(taxii_data()))
+    cfg = d / "config.json"
+    cfg.write_text(json.dumps({
+        "backend": {"module_class": "MemoryBackend", "module": "medallion.backends.memory_backend",
+                    "filename": str(d / "data.json")},
+        "users": {TAXII_USER: stack_secrets()["taxii_password"]},
+        "taxii": {"max_page_size": 50},
+    }))
+    cfg.chmod(0o600)
+    _start("taxii", [str(VENV_BIN / "medallion"), "--host", host, "--port", str(port), "--log-level", "WARN", str(cfg)])
+    _wait("taxii", lambda: _port_open(host, port), 30, "taxii")
+    return f"started the TAXII 2.1 server (medallion) at {S.taxii_url} (collection of 121 sample indicators, pages of 50)"
+
+
+def ensure_feed_server() -> str:
+    """The sample MISP feed and URLhaus-style CSV over HTTP, behind a key kept in Vault."""
+    host, port = _hostport(S.feed_server_url)
+    if _port_open(host, port):
+        return f"reusing the feed server at {S.feed_server_url}"
+    key_file = STACK / "feed_key"
+    key_file.write_text(stack_secrets()["feed_key"])
+    key_file.chmod(0o600)
+    _start("feed-server", [sys.executable, "-m", "include.devstack.feed_server", "--host", host, "--port", str(port),
+                           "--key-file", str(key_file)])
+    _wait("feed server", lambda: _port_open(host, port), 20, "feed-server")
+    return f"started the sample MISP / CSV feed server at {S.feed_server_url}"
+
+
 MARIADBD = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 
 
@@ -330,9 +370,14 @@ def seed() -> list[str]:
     from include.privacy.tokens import VAULT_PATH as TOKEN_PATH
 
     vault.write_secret(TOKEN_PATH, {"hmac_key": sec["token_hmac_key"], "fernet_key": sec["token_fernet_key"]})
+    from include.devstack.sample_intel import TAXII_USER
+
+    vault.write_secret("threat_feeds/sample_taxii/credentials", {"username": TAXII_USER, "password": sec["taxii_password"]})
+    for feed in ("sample_misp", "sample_urlhaus"):
+        vault.write_secret(f"threat_feeds/{feed}/credentials", {"api_key": sec["feed_key"]})
     vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
-    out.append("vault seeded: honey_combs/<comb>/credentials, sting/scrubbing, sting/tokenization, "
-               "airflow/connections/sting_db")
+    out.append("vault seeded: honey_combs/<comb>/credentials, threat_feeds/<feed>/credentials, sting/scrubbing, "
+               "sting/tokenization, airflow/connections/sting_db")
     for b in (*SEED_BUCKETS, S.comb_output_bucket):
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
     out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")
@@ -489,7 +534,7 @@ def up(with_airflow: bool = True) -> None:
     t0 = time.time()
     STACK.mkdir(parents=True, exist_ok=True)
     for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma, ensure_nats, ensure_mysql,
-                 ensure_sample_api):
+                 ensure_sample_api, ensure_taxii, ensure_feed_server):
         say(step())
     for line in seed():
         say(line)
@@ -502,7 +547,7 @@ def up(with_airflow: bool = True) -> None:
 def down() -> None:
     for c in reversed(AIRFLOW_COMPONENTS):
         _stop(f"airflow-{c}")
-    for name in ("sample-api", "mariadb", "nats", "chroma", "s3", "vault", "redis"):
+    for name in ("feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma", "s3", "vault", "redis"):
         _stop(name)
     managed = PIDS / "postgres.managed"
     if managed.exists():

@@ -36,6 +36,9 @@ class Step:
     retries: int | None = None  # None: the job's default
     timeout: timedelta = timedelta(hours=1)
     pool: str | None = None
+    # all_success: runs when the steps before it succeeded; all_done: runs after them whatever
+    # their outcome (e.g. correlation with the indicators that did import when one feed failed)
+    trigger_rule: str = "all_success"
 
 
 @dataclass(frozen=True)

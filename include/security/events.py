@@ -226,6 +226,7 @@ def parse(raw: bytes | str, *, now: datetime | None = None, event_id: str | None
     receipt = receipt_id_for(text, m.event_id)
     ev_id = _uuid_or_none(m.event_id) or uuid.uuid5(NAMESPACE, receipt)
     ecs, content, iocs = to_ecs(kind, m)
+    ecs.setdefault("sting", {})["iocs"] = [f"{t}:{v}" for t, v in dict.fromkeys(iocs)]  # what correlation matches
     ecs["event"]["id"] = str(ev_id)
     ecs["event"]["original"] = text
     return Event(

@@ -119,3 +119,88 @@ def decayed_score(ioc_type: str, confidence: float, last_seen: datetime, at: dat
     base = confidence * 0.5 ** (age / HALF_LIFE_DAYS.get(ioc_type, 60.0))
     boost = SIGHTING_BOOST * math.log2(1 + recent_sightings) if recent_sightings > 0 else 0.0
     return round(min(1.0, base + boost), 6)
+
+
+# ---------------------------------------------------------------- the merge
+INTEL_LOCK = "sting_threat_intel"
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _merge_same(indicators: list) -> dict[tuple[str, str], object]:
+    """One feed naming an indicator twice: the strongest confidence, the earliest first sighting,
+    revoked/expired only if every mention says so."""
+    out: dict[tuple[str, str], object] = {}
+    for i in indicators:
+        k = (i.ioc_type, i.value)
+        o = out.get(k)
+        if o is None:
+            out[k] = i
+            continue
+        o.confidence = max(o.confidence, i.confidence)
+        o.first_seen = min((x for x in (o.first_seen, i.first_seen) if x), default=None)
+        o.valid_until = max((x for x in (o.valid_until, i.valid_until) if x), default=None) if (o.valid_until and i.valid_until) else None
+        o.revoked, o.expired = o.revoked and i.revoked, o.expired and i.expired
+        o.threat_type = o.threat_type or i.threat_type
+    return out
+
+
+def upsert_indicators(conn, source: str, indicators: list, seen_at: datetime) -> dict:
+    """Merge one feed's indicators into `threat_intel`: one row per (ioc_type, ioc_value);
+    `first_seen` kept, `last_seen` moved to `seen_at`, the feed's entry in `sources` replaced
+    (keeping its own first sighting), `confidence` combined across the sources that still vouch
+    for it (noisy-OR), `status` revoked when every source revoked it, expired when none is live.
+    Re-importing the same feed changes nothing but `last_seen` (and the sources' last_seen)."""
+    import json
+
+    merged = _merge_same(indicators)
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (INTEL_LOCK,))
+    keys = list(merged)
+    existing: dict[tuple[str, str], dict] = {}
+    for i in range(0, len(keys), 5000):
+        part = keys[i:i + 5000]
+        for r in conn.execute(
+            """SELECT t.ioc_type, t.ioc_value, t.sources, t.first_seen, t.threat_type, t.source
+                 FROM threat_intel t JOIN unnest(%s::text[], %s::text[]) AS k(t, v) ON t.ioc_type = k.t AND t.ioc_value = k.v""",
+            ([k[0] for k in part], [k[1] for k in part])):
+            existing[(r["ioc_type"], r["ioc_value"])] = r
+    rows, new = [], 0
+    for k, ind in merged.items():
+        old = existing.get(k)
+        sources = dict(old["sources"]) if old else {}
+        prev = sources.get(source) or {}
+        mine_first = min((x for x in (_parse(prev.get("first_seen")), ind.first_seen) if x), default=seen_at)
+        expired = ind.expired or bool(ind.valid_until and ind.valid_until <= seen_at)
+        sources[source] = {"confidence": round(float(ind.confidence), 6), "first_seen": _iso(mine_first),
+                           "last_seen": _iso(seen_at), "threat_type": ind.threat_type, "revoked": ind.revoked,
+                           "expired": expired, "valid_until": _iso(ind.valid_until), "ref": ind.ref}
+        live = [s for s in sources.values() if not s.get("revoked") and not s.get("expired")]
+        vouching = live or [s for s in sources.values() if not s.get("revoked")] or list(sources.values())
+        status = ("revoked" if all(s.get("revoked") for s in sources.values())
+                  else "active" if live else "expired")
+        until = [_parse(s.get("valid_until")) for s in sources.values() if s.get("valid_until")]
+        first = old["first_seen"] if old else mine_first
+        new += old is None
+        rows.append((k[0], k[1], (old and old["threat_type"]) or ind.threat_type,
+                     combine_confidence([s["confidence"] for s in vouching]), (old and old["source"]) or source,
+                     first, seen_at, json.dumps(sources, sort_keys=True), status,
+                     max(until) if until and len(until) == len(sources) else None))
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO threat_intel (ioc_type, ioc_value, threat_type, confidence, source, first_seen, last_seen,
+                                         sources, status, valid_until, metadata)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '{}')
+               ON CONFLICT (ioc_type, ioc_value) DO UPDATE SET
+                   threat_type = EXCLUDED.threat_type, confidence = EXCLUDED.confidence,
+                   first_seen = LEAST(threat_intel.first_seen, EXCLUDED.first_seen),
+                   last_seen = GREATEST(threat_intel.last_seen, EXCLUDED.last_seen),
+                   sources = EXCLUDED.sources, status = EXCLUDED.status, valid_until = EXCLUDED.valid_until""",
+            rows)
+    return {"indicators": len(rows), "new": new, "known": len(rows) - new,
+            "revoked": sum(r[8] == "revoked" for r in rows), "expired": sum(r[8] == "expired" for r in rows)}
+
+
+def _parse(v: str | None) -> datetime | None:
+    return datetime.fromisoformat(v) if v else None

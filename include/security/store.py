@@ -292,46 +292,64 @@ def _alerts(cur, new: list[tuple[Message, Event]], hits_of: dict, cfg: IngestCon
             continue
         hits = hits_of.get(e.id) or []
         atype = scoring.alert_type(e, hits)
-        b = _bucket(e.created_at, cfg.alert_window_seconds)
-        key = f"{atype}|{e.source_ip}|{e.honeyjar_id}|{b}"
-        g = groups.setdefault(key, {"type": atype, "ev": e, "events": [], "level": 0, "first": e.created_at,
-                                    "last": e.created_at, "iocs": set()})
-        g["events"].append(e)
-        g["level"] = max(g["level"], e.threat_level)
-        g["first"], g["last"] = min(g["first"], e.created_at), max(g["last"], e.created_at)
+        key = alert_key(atype, e.source_ip, e.honeyjar_id, e.created_at, cfg.alert_window_seconds)
+        g = groups.setdefault(key, {"type": atype, "kind": e.kind, "events": [], "iocs": set()})
+        g["events"].append(AlertEvent(e.id, e.created_at, e.source_ip, e.honeyjar_id, e.threat_level))
         g["iocs"].update(f"{h['ioc_type']}:{h['ioc_value']}" for h in hits)
     created = updated = 0
     for key, g in sorted(groups.items()):
-        e0: Event = g["ev"]
-        title = f"{g['type'].replace('_', ' ')} from {e0.source_ip} on honey jar {e0.honeyjar_id}"
-        row = cur.execute(
-            """INSERT INTO alerts (event_id, event_created_at, alert_type, severity, title, description, honeyjar_id,
-                                   source_ip, threat_level, dedup_key, occurrences, first_seen_at, last_seen_at, metadata)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (dedup_key) DO UPDATE SET
-                   occurrences = alerts.occurrences + EXCLUDED.occurrences,
-                   first_seen_at = LEAST(alerts.first_seen_at, EXCLUDED.first_seen_at),
-                   last_seen_at = GREATEST(alerts.last_seen_at, EXCLUDED.last_seen_at),
-                   threat_level = GREATEST(alerts.threat_level, EXCLUDED.threat_level),
-                   severity = CASE WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 9 THEN 'critical'
-                                   WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 7 THEN 'high'
-                                   WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 5 THEN 'medium'
-                                   ELSE 'low' END,
-                   metadata = alerts.metadata || jsonb_build_object('iocs',
-                       (SELECT coalesce(jsonb_agg(DISTINCT x), '[]'::jsonb) FROM jsonb_array_elements(
-                           coalesce(alerts.metadata->'iocs', '[]'::jsonb) || coalesce(EXCLUDED.metadata->'iocs', '[]'::jsonb)) x))
-               RETURNING id, (xmax = 0) AS inserted""",
-            (e0.id, e0.created_at, g["type"], scoring.severity(g["level"]), title[:500],
-             f"{len(g['events'])} event(s) of kind {e0.kind} at threat level up to {g['level']}", e0.honeyjar_id,
-             e0.source_ip, g["level"], key, len(g["events"]), g["first"], g["last"],
-             json.dumps({"iocs": sorted(g["iocs"]), "kind": e0.kind})),
-        ).fetchone()
-        created += int(row["inserted"])
-        updated += int(not row["inserted"])
-        with cur.copy("COPY alert_events (alert_id, event_id, event_created_at) FROM STDIN") as cp:
-            for e in g["events"]:
-                cp.write_row((row["id"], e.id, e.created_at))
+        inserted = upsert_alert(cur, key, g["type"], g["kind"], g["events"], sorted(g["iocs"]))
+        created += int(inserted)
+        updated += int(not inserted)
     return created, updated
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    id: uuid.UUID
+    created_at: datetime
+    source_ip: str
+    honeyjar_id: uuid.UUID
+    level: int
+
+
+def alert_key(atype: str, source_ip: str, honeyjar_id, at: datetime, window_seconds: int) -> str:
+    """Repeats of one rule by one source on one jar within a window are one alert."""
+    return f"{atype}|{source_ip}|{honeyjar_id}|{_bucket(at, window_seconds)}"
+
+
+def upsert_alert(cur, key: str, atype: str, kind: str, events: list[AlertEvent], iocs: list[str]) -> bool:
+    """Create the alert of `key` or fold `events` into it; idempotent (its events are a set, and
+    `occurrences` is their count). Returns True when the alert is new."""
+    e0 = min(events, key=lambda e: (e.created_at, str(e.id)))
+    level = max(e.level for e in events)
+    row = cur.execute(
+        """INSERT INTO alerts (event_id, event_created_at, alert_type, severity, title, description, honeyjar_id,
+                               source_ip, threat_level, dedup_key, occurrences, first_seen_at, last_seen_at, metadata)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
+           ON CONFLICT (dedup_key) DO UPDATE SET
+               first_seen_at = LEAST(alerts.first_seen_at, EXCLUDED.first_seen_at),
+               last_seen_at = GREATEST(alerts.last_seen_at, EXCLUDED.last_seen_at),
+               threat_level = GREATEST(alerts.threat_level, EXCLUDED.threat_level),
+               severity = CASE WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 9 THEN 'critical'
+                               WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 7 THEN 'high'
+                               WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 5 THEN 'medium'
+                               ELSE 'low' END,
+               metadata = alerts.metadata || jsonb_build_object('iocs',
+                   (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements(
+                       coalesce(alerts.metadata->'iocs', '[]'::jsonb) || coalesce(EXCLUDED.metadata->'iocs', '[]'::jsonb)) x))
+           RETURNING id, (xmax = 0) AS inserted""",
+        (e0.id, e0.created_at, atype, scoring.severity(level),
+         f"{atype.replace('_', ' ')} from {e0.source_ip} on honey jar {e0.honeyjar_id}"[:500],
+         f"events of kind {kind} from {e0.source_ip}, threat level up to {level}", e0.honeyjar_id, e0.source_ip,
+         level, key, min(e.created_at for e in events), max(e.created_at for e in events),
+         json.dumps({"iocs": iocs, "kind": kind})),
+    ).fetchone()
+    cur.executemany("INSERT INTO alert_events (alert_id, event_id, event_created_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING", [(row["id"], e.id, e.created_at) for e in events])
+    cur.execute("UPDATE alerts SET occurrences = (SELECT count(*) FROM alert_events WHERE alert_id = %s) WHERE id = %s",
+                (row["id"], row["id"]))
+    return bool(row["inserted"])
 
 
 def push_alerts(clients: Clients, limit: int = 1000) -> list[str]:

@@ -122,4 +122,7 @@ def airflow_clients(db_conn_id: str = "sting_db", s3_conn_id: str = "sting_s3", 
 
         return RedisHook(redis_conn_id=redis_conn_id).get_conn()
 
-    return Clients(dsn=app_dsn(db_conn_id), s3_factory=s3, redis_factory=redis)
+    def secret(path: str) -> dict:  # through the Vault hook: values masked in task logs
+        return HoneyCombVaultHook().source_secret(path) or {}
+
+    return Clients(dsn=app_dsn(db_conn_id), s3_factory=s3, redis_factory=redis, secret_reader=secret)

@@ -48,7 +48,8 @@ def _step_task(job_name: str, step: Step):
         return counts
 
     run_step.__doc__ = step.doc
-    kwargs = {"task_id": step.name, "execution_timeout": step.timeout, "multiple_outputs": False}
+    kwargs = {"task_id": step.name, "execution_timeout": step.timeout, "multiple_outputs": False,
+              "trigger_rule": step.trigger_rule}
     if step.retries is not None:
         kwargs["retries"] = step.retries
     if step.pool:
