@@ -26,7 +26,6 @@ from include.jobs.base import Job, JobContext, Param, Step
 STREAM = "queue:events:pending"
 GROUP = "sting-event-ingestion"
 RAW_PREFIX = "raw/"
-CLAIM_IDLE_MS = 60_000  # an entry pending this long belongs to a consumer that died
 
 
 def _config(ctx: JobContext):
@@ -86,8 +85,10 @@ def consume_queue(ctx: JobContext) -> dict:
     from include.security.store import BatchResult, ingest_batch
 
     r = ctx.clients.redis
+    stream = ctx.params["stream"]
+    idle_ms = int(float(ctx.params["claim_idle_seconds"]) * 1000)
     try:
-        r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        r.xgroup_create(stream, GROUP, id="0", mkstream=True)
     except redis.ResponseError as e:
         if "BUSYGROUP" not in str(e):
             raise
@@ -101,7 +102,7 @@ def consume_queue(ctx: JobContext) -> dict:
         nonlocal claimed
         start = "0-0"
         while True:  # first what killed runs left pending
-            nxt, entries, *_ = r.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, start_id=start, count=size)
+            nxt, entries, *_ = r.xautoclaim(stream, GROUP, consumer, idle_ms, start_id=start, count=size)
             if entries:
                 claimed += len(entries)
                 yield [e for e in entries if e[1] is not None]
@@ -112,7 +113,7 @@ def consume_queue(ctx: JobContext) -> dict:
             block = None
             if time.monotonic() < deadline:
                 block = max(1, int(min(1.0, deadline - time.monotonic()) * 1000))
-            got = r.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=size, block=block)
+            got = r.xreadgroup(GROUP, consumer, {stream: ">"}, count=size, block=block)
             entries = got[0][1] if got else []
             if entries:
                 yield entries
@@ -123,28 +124,28 @@ def consume_queue(ctx: JobContext) -> dict:
         if not entries:
             continue
         res = ingest_batch(ctx.clients, stream_messages(ctx, entries), cfg)
-        r.xack(STREAM, GROUP, *[e[0] for e in entries])  # only now: the batch is durable
+        r.xack(stream, GROUP, *[e[0] for e in entries])  # only now: the batch is durable
         total.add(res)
         if total.received >= limit:
             break
-    trimmed = _trim(r)
+    trimmed = _trim(r, stream)
     out = total.as_dict()
     out.update(claimed_from_dead_consumers=claimed, trimmed=trimmed)
     return out
 
 
-def _trim(r) -> int:
+def _trim(r, stream: str) -> int:
     """Trim entries every consumer of the group has acknowledged (below the oldest pending entry
     and the group's last delivered id)."""
-    groups = {_decode(g["name"]): g for g in r.xinfo_groups(STREAM)}
+    groups = {_decode(g["name"]): g for g in r.xinfo_groups(stream)}
     g = groups.get(GROUP)
     if not g:
         return 0
     minid = _decode(g["last-delivered-id"])
-    pending = r.xpending(STREAM, GROUP)
+    pending = r.xpending(stream, GROUP)
     if pending and pending.get("pending"):
         minid = min(minid, _decode(pending["min"]), key=lambda s: tuple(int(x) for x in s.split("-")))
-    return int(r.xtrim(STREAM, minid=minid, approximate=False) or 0) if minid != "0-0" else 0
+    return int(r.xtrim(stream, minid=minid, approximate=False) or 0) if minid != "0-0" else 0
 
 
 def ingest_raw_payloads(ctx: JobContext) -> dict:
@@ -193,6 +194,10 @@ JOB = Job(
              timeout=timedelta(minutes=15)),
     ),
     params={
+        "stream": Param(STREAM, "string", "the Redis stream to consume (the seed's queue by default)",
+                        {"minLength": 1, "maxLength": 200}),
+        "claim_idle_seconds": Param(60, "number", "entries pending this long belong to a consumer that died and "
+                                    "are claimed", {"minimum": 0}),
         "max_messages": Param(50_000, "integer", "at most this many messages per step and run", {"minimum": 1}),
         "batch_size": Param(500, "integer", "messages per transaction", {"minimum": 1, "maximum": 5000}),
         "drain_seconds": Param(0, "number", "keep reading the stream this long (0: until it is empty)",

@@ -86,10 +86,11 @@ def _bucket(t: datetime, seconds: int) -> int:
     return int(t.timestamp()) // seconds
 
 
-def fingerprint(ev: Event, window_seconds: int) -> str:
+def fingerprint(ev: Event) -> str:
+    """The content key of an event: two events with the same key are identical but for time."""
     import hashlib
 
-    key = f"{ev.honeyjar_id}|{ev.kind}|{ev.source_ip}|{ev.destination_port}|{ev.content_key}|{_bucket(ev.created_at, window_seconds)}"
+    key = f"{ev.honeyjar_id}|{ev.kind}|{ev.source_ip}|{ev.destination_port}|{ev.content_key}"
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -130,8 +131,10 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
             rejects.append((m, receipt_id_for(m.raw, m.event_id), str(e), e.code))
     # receipts are unique per batch (a message delivered twice in one batch counts once)
     seen: set[str] = set()
+    n = len(events) + len(rejects)
     events = [(m, e) for m, e in events if not (e.receipt_id in seen or seen.add(e.receipt_id))]
     rejects = [x for x in rejects if not (x[1] in seen or seen.add(x[1]))]
+    redelivered_in_batch = n - len(events) - len(rejects)
 
     with clients.db() as conn:
         jars = resolve_jars(conn, [e for _, e in events])
@@ -148,7 +151,7 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
             continue
         e.ecs.setdefault("sting", {})["honeyjar_id"] = str(e.honeyjar_id)
         enrich.geo_enrich(e)
-        e.fingerprint = fingerprint(e, cfg.dedup_window_seconds)
+        e.fingerprint = fingerprint(e)
         ok.append((m, e))
     events = ok
 
@@ -163,24 +166,31 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
         all_receipts = [e.receipt_id for _, e in events] + [x[1] for x in rejects]
         existing = {r["receipt_id"] for r in conn.execute(
             "SELECT receipt_id FROM event_receipts WHERE receipt_id = ANY(%s)", (all_receipts,))} if all_receipts else set()
-        res.already = len(existing)
+        res.already = len(existing) + redelivered_in_batch
         events = [(m, e) for m, e in events if e.receipt_id not in existing]
         rejects = [x for x in rejects if x[1] not in existing]
         events.sort(key=lambda me: (me[1].created_at, str(me[1].id)))
 
-        # de-duplication: against stored fingerprints, then within the batch
-        fps = list({e.fingerprint for _, e in events})
-        stored_fp = {r["fingerprint"]: (r["event_id"], r["event_created_at"]) for r in conn.execute(
-            "SELECT fingerprint, event_id, event_created_at FROM event_fingerprints WHERE fingerprint = ANY(%s)",
-            (fps,))} if fps else {}
+        # de-duplication (a sliding window): an event less than the window away from a stored or
+        # earlier event with the same content key folds into that one
+        window = timedelta(seconds=cfg.dedup_window_seconds)
+        reps: dict[str, list[tuple[datetime, uuid.UUID]]] = defaultdict(list)
+        if events:
+            fps = list({e.fingerprint for _, e in events})
+            for r in conn.execute(
+                """SELECT fingerprint, event_created_at, event_id FROM event_fingerprints
+                    WHERE fingerprint = ANY(%s) AND event_created_at >= %s AND event_created_at <= %s""",
+                    (fps, events[0][1].created_at - window, events[-1][1].created_at + window)):
+                reps[r["fingerprint"]].append((r["event_created_at"], r["event_id"]))
         new: list[tuple[Message, Event]] = []
         dups: list[tuple[Message, Event, uuid.UUID, datetime]] = []
         for m, e in events:
-            if e.fingerprint in stored_fp:
-                eid, ets = stored_fp[e.fingerprint]
-                dups.append((m, e, eid, ets))
+            near = [(abs(t - e.created_at), t, i) for t, i in reps[e.fingerprint] if abs(t - e.created_at) < window]
+            if near:
+                _, t, i = min(near)
+                dups.append((m, e, i, t))
             else:
-                stored_fp[e.fingerprint] = (e.id, e.created_at)
+                reps[e.fingerprint].append((e.created_at, e.id))
                 new.append((m, e))
 
         indicators = _indicators(conn, {k for _, e in new for k in e.iocs})
@@ -214,9 +224,9 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
                                       json.dumps(e.ecs, ensure_ascii=False), e.created_at, e.kind, e.country,
                                       e.asn_org, e.destination_port, e.username, e.fingerprint, 1,
                                       e.anomaly_score, e.scored_by))
-                with cur.copy("COPY event_fingerprints (fingerprint, event_id, event_created_at) FROM STDIN") as cp:
+                with cur.copy("COPY event_fingerprints (fingerprint, event_created_at, event_id) FROM STDIN") as cp:
                     for _, e in new:
-                        cp.write_row((e.fingerprint, e.id, e.created_at))
+                        cp.write_row((e.fingerprint, e.created_at, e.id))
             if dups:
                 folded = Counter((eid, ets) for _, _, eid, ets in dups)
                 cur.executemany("UPDATE events SET occurrences = occurrences + %s WHERE id = %s AND created_at = %s",

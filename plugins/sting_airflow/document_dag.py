@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param, XComArg, task, task_group
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, XComArg, task, task_group
+from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
 
 from sting_airflow.operators import EmbeddingUpsertOperator
 

@@ -62,13 +62,14 @@ CREATE TABLE event_receipts (
 );
 CREATE INDEX idx_event_receipts_status_time ON event_receipts (status, received_at);
 
--- Identical events (same jar, kind, source, target and content) within a de-duplication window
--- are stored once; the fingerprint names the window bucket, so this key is the whole rule.
+-- Identical events (same jar, kind, source, target and content) less than the de-duplication
+-- window apart are stored once: each stored event is a representative of its content key at its
+-- time, and a new event within the window of a representative folds into it.
 CREATE TABLE event_fingerprints (
-    fingerprint      TEXT PRIMARY KEY,
-    event_id         UUID NOT NULL,
+    fingerprint      TEXT NOT NULL,
     event_created_at TIMESTAMPTZ NOT NULL,
-    first_seen_at    TIMESTAMPTZ NOT NULL DEFAULT NOW()
+    event_id         UUID NOT NULL,
+    PRIMARY KEY (fingerprint, event_created_at, event_id)
 );
 
 -- Hours whose rollup must be recomputed because events of that hour arrived (late or not).
