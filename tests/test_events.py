@@ -253,7 +253,7 @@ def test_raw_payload_objects_and_stream_references(clients, stream):
         clients.s3.put_object(Bucket="event-payloads", Key=f"raw/{now:%Y/%m/%d}/{e['event_id']}.json", Body=json.dumps(e))
     # e1 also announced on the stream by reference; a reference to a missing object is rejected
     clients.redis.xadd(stream, {"event_id": e1["event_id"], "payload_key": f"raw/{now:%Y/%m/%d}/{e1['event_id']}.json"})
-    clients.redis.xadd(stream, {"event_id": "x", "payload_key": "raw/1999/01/01/x.json"})
+    clients.redis.xadd(stream, {"event_id": f"missing-{s}", "payload_key": f"raw/1999/01/01/missing-{s}.json"})
     counts = run_job(load_job("event_ingestion"), clients, run_key=f"raw-{uuid.uuid4().hex[:6]}", conf=_ingest_conf(stream))
     assert counts["consume_queue"]["stored"] == 1 and counts["consume_queue"]["rejected_reasons"] == {"missing_payload": 1}
     assert len(events_of(clients, s)) == 2  # e2 from the raw/ listing, e1 once
