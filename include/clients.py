@@ -21,19 +21,32 @@ class Clients:
     secret_reader: Callable[[str], dict] | None = None  # Vault path -> secret (KV v2)
     _s3: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _conn: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # never print the conninfo (it may carry a password)
         return "Clients(dsn=***)"
 
     @contextlib.contextmanager
-    def db(self, **kwargs) -> Iterator[Any]:
-        """A psycopg connection (dict rows, session time zone UTC: hours are UTC hours) that commits
-        on success and rolls back on error."""
-        from include.db import connect
+    def db(self) -> Iterator[Any]:
+        """A transaction on the run's database connection (dict rows, session time zone UTC: hours
+        are UTC hours): committed when the block ends, rolled back on error. The connection is
+        opened once and reused (a step makes many short transactions); a nested block is a
+        savepoint. A broken connection is dropped and the next block opens a new one."""
+        import psycopg
+        from psycopg.rows import dict_row
 
-        with connect(self.dsn, **kwargs) as conn:
-            conn.execute("SET TIME ZONE 'UTC'")
-            yield conn
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, row_factory=dict_row, autocommit=True)
+            self._conn.execute("SET TIME ZONE 'UTC'")
+        conn = self._conn
+        try:
+            with conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = None
+            raise
 
     @property
     def s3(self):
@@ -58,6 +71,10 @@ class Clients:
         return self.secret_reader(path)
 
     def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 self._redis.close()

@@ -111,14 +111,18 @@ def test_a_malformed_event_is_rejected_alone_and_recorded(clients):
 # ---------------------------------------------------------------- enrichment, scoring, dedup, alerts
 def test_enrichment_offline_geo_private_ranges_and_ioc_matches(clients):
     s = sensor()
-    ip = "80.94.95.81"  # in no sample feed
+    import random
+
+    ip = f"80.94.95.{random.randint(1, 254)}"  # RO; in no sample feed; a fresh (unscored) indicator
+    private = f"192.168.{random.randint(0, 255)}.{random.randint(1, 254)}"  # fresh: no repetition from other runs
     with clients.db() as conn:
+        conn.execute("DELETE FROM threat_intel WHERE ioc_value = %s", (ip,))
         from include.security.feeds import Indicator
         from include.security.intel import upsert_indicators
 
         upsert_indicators(conn, "test_feed", [Indicator("ip", ip, 0.9, "malicious-activity")], datetime.now(UTC))
     r = ingest_batch(clients, [Message("a", "redis", json.dumps(login(s, ip=ip))),
-                               Message("b", "redis", json.dumps(login(s, ip="192.168.1.20", password="y"))),
+                               Message("b", "redis", json.dumps(login(s, ip=private, password="y"))),
                                Message("c", "redis", json.dumps(login(s, ip="203.0.113.7", password="z")))])
     assert r.stored == 3
     ev = {e["ip"]: e for e in events_of(clients, s)}
@@ -127,10 +131,10 @@ def test_enrichment_offline_geo_private_ranges_and_ioc_matches(clients):
     assert pub["payload"]["source"]["geo"]["dataset"].startswith("MAXMIND:GeoLite2")
     enr = pub["payload"]["threat"]["enrichments"]
     assert enr[0]["indicator"]["value"] == ip and enr[0]["indicator"]["confidence"] == pytest.approx(0.9)
-    assert ev["192.168.1.20"]["payload"]["source"]["address_class"] == "private" and ev["192.168.1.20"]["country"] is None
+    assert ev[private]["payload"]["source"]["address_class"] == "private" and ev[private]["country"] is None
     assert ev["203.0.113.7"]["payload"]["source"]["address_class"] == "reserved"
     # the rule: failed login 3 + IOC round(4 * 0.9) = 4 -> 7
-    assert pub["threat_level"] == 7 and ev["192.168.1.20"]["threat_level"] == 3
+    assert pub["threat_level"] == 7 and ev[private]["threat_level"] == 3
 
 
 def test_threat_level_rule():
@@ -174,8 +178,14 @@ def test_repeated_alerts_update_one_alert(clients):
     t0 = datetime.now(UTC).replace(minute=1, second=0, microsecond=0)
     if t0 > datetime.now(UTC):
         t0 -= timedelta(hours=1)
-    drops = [{"event_id": str(uuid.uuid4()), "eventid": "cowrie.session.file_download", "timestamp": (t0 + timedelta(minutes=i)).isoformat(),
-              "src_ip": "5.188.206.14", "sensor": s, "shasum": f"{i:064x}"} for i in range(6)]
+    import random
+
+    ip = f"45.33.{random.randint(0, 255)}.{random.randint(1, 254)}"  # a source no indicator names
+    with clients.db() as conn:
+        conn.execute("DELETE FROM threat_intel WHERE ioc_value = %s", (ip,))
+    drops = [{"event_id": str(uuid.uuid4()), "eventid": "cowrie.session.file_download",
+              "timestamp": (t0 + timedelta(minutes=i)).isoformat(), "src_ip": ip, "sensor": s,
+              "shasum": uuid.uuid4().hex * 2} for i in range(6)]
     ingest_batch(clients, [Message(str(i), "redis", json.dumps(d)) for i, d in enumerate(drops[:3])])
     ingest_batch(clients, [Message(str(i), "redis", json.dumps(d)) for i, d in enumerate(drops[3:], 3)])
     jar = jar_of(clients, s)
@@ -278,9 +288,11 @@ def test_partitions_exist_before_events_need_them(clients):
     with clients.db() as conn:
         part = f"events_{old:%Y_%m}"
         if conn.execute("SELECT to_regclass(%s) AS t", (part,)).fetchone()["t"]:
+            conn.execute("DELETE FROM alerts WHERE event_created_at >= %s AND event_created_at < %s",
+                         (old.replace(day=1, hour=0), (old.replace(day=1, hour=0) + timedelta(days=32)).replace(day=1)))
             conn.execute(f"ALTER TABLE events DETACH PARTITION {part}")
             conn.execute(f"DROP TABLE {part}")
-    r = ingest_batch(clients, [Message("old", "redis", json.dumps(login(s, t=old)))])
+    r = ingest_batch(clients, [Message("old", "redis", json.dumps(login(s, ip="10.9.8.7", t=old)))])
     assert r.stored == 1
     with clients.db() as conn:
         where = conn.execute("SELECT tableoid::regclass::text AS p FROM events WHERE created_at = %s", (old,)).fetchone()["p"]

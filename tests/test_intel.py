@@ -160,7 +160,7 @@ def test_scores_decay_and_never_move_back_in_time(clients):
     from include.security.intel import upsert_indicators
 
     v = f"decay-{uuid.uuid4().hex[:8]}.example.com"
-    seen = datetime(2026, 10, 1, tzinfo=UTC)
+    seen = (datetime.now(UTC) - timedelta(days=120)).replace(minute=0, second=0, microsecond=0)  # runs stay in the past
     with clients.db() as conn:
         upsert_indicators(conn, "test_decay", [Indicator("domain", v, 0.8)], seen)
     job = load_job("hourly_aggregation")

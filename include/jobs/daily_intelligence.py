@@ -76,7 +76,7 @@ def import_threat_feeds(ctx: JobContext) -> dict:
 def correlate_events(ctx: JobContext) -> dict:
     """Events of the interval and the lookback before it against the active indicators: each match
     recorded once as a sighting, and an `ioc_match` alert per source, jar and alert window."""
-    from include.security.store import AlertEvent, alert_key, push_alerts, upsert_alert
+    from include.security.store import AlertEvent, alert_key, push_alerts, upsert_alerts
 
     lo = ctx.interval.start - timedelta(days=int(ctx.params["lookback_days"]))
     window = int(ctx.params["alert_window_seconds"])
@@ -103,8 +103,8 @@ def correlate_events(ctx: JobContext) -> dict:
                 g = groups.setdefault(key, {"kind": m["event_kind"], "events": {}, "iocs": set()})
                 g["events"][m["id"]] = AlertEvent(m["id"], m["created_at"], m["ip"], m["honeyjar_id"], level)
                 g["iocs"].add(f"{m['ioc_type']}:{m['ioc_value']}")
-            created = sum(upsert_alert(cur, k, "ioc_match", g["kind"], list(g["events"].values()), sorted(g["iocs"]))
-                          for k, g in sorted(groups.items()))
+            created = upsert_alerts(cur, [(k, "ioc_match", g["kind"], list(g["events"].values()), sorted(g["iocs"]))
+                                          for k, g in sorted(groups.items())])
     queued = push_alerts(ctx.clients)
     return {"matches": len(matches), "new_sightings": new, "alerts": len(groups), "alerts_new": int(created),
             "alerts_queued": len(queued), "from": lo.isoformat()}

@@ -82,7 +82,7 @@ def consume_queue(ctx: JobContext) -> dict:
     """Drain `queue:events:pending` (bounded by max_messages, or by drain_seconds when set)."""
     import redis
 
-    from include.security.store import BatchResult, ingest_batch
+    from include.security.store import BatchResult, after_commit, ingest_batch
 
     r = ctx.clients.redis
     stream = ctx.params["stream"]
@@ -123,14 +123,14 @@ def consume_queue(ctx: JobContext) -> dict:
     for entries in batches():
         if not entries:
             continue
-        res = ingest_batch(ctx.clients, stream_messages(ctx, entries), cfg)
+        res = ingest_batch(ctx.clients, stream_messages(ctx, entries), cfg, finalize=False)
         r.xack(stream, GROUP, *[e[0] for e in entries])  # only now: the batch is durable
         total.add(res)
         if total.received >= limit:
             break
     trimmed = _trim(r, stream)
     out = total.as_dict()
-    out.update(claimed_from_dead_consumers=claimed, trimmed=trimmed)
+    out.update(claimed_from_dead_consumers=claimed, trimmed=trimmed, **after_commit(ctx.clients, total.hours))
     return out
 
 
@@ -150,7 +150,7 @@ def _trim(r, stream: str) -> int:
 
 def ingest_raw_payloads(ctx: JobContext) -> dict:
     """Raw payload objects of the interval's days (and the day before) not yet in the ledger."""
-    from include.security.store import PAYLOAD_BUCKET, BatchResult, Message, ingest_batch
+    from include.security.store import PAYLOAD_BUCKET, BatchResult, Message, after_commit, ingest_batch
 
     s3 = ctx.clients.s3
     start, end = ctx.interval.start - timedelta(days=1), ctx.interval.end
@@ -175,8 +175,9 @@ def ingest_raw_payloads(ctx: JobContext) -> dict:
         for k in chunk:
             body = _read_bounded(s3.get_object(Bucket=PAYLOAD_BUCKET, Key=k))
             msgs.append(Message(k, "raw_object", body, event_id=ids[k]))
-        total.add(ingest_batch(ctx.clients, msgs, cfg))
+        total.add(ingest_batch(ctx.clients, msgs, cfg, finalize=False))
     out = total.as_dict()
+    out.update(after_commit(ctx.clients, total.hours))
     out.update(objects_listed=len(keys), objects_new=len(todo))
     return out
 

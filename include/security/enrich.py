@@ -29,6 +29,7 @@ def dataset_name() -> str:
     return _geo()[1]
 
 
+@functools.lru_cache(maxsize=65536)
 def address_class(ip: str) -> str:
     """public | private | loopback | link_local | multicast | reserved (documentation, CGNAT, ...)."""
     a = ipaddress.ip_address(ip)
@@ -49,23 +50,32 @@ def address_class(ip: str) -> str:
     return "public"
 
 
+@functools.lru_cache(maxsize=65536)
+def lookup(ip: str) -> tuple[str | None, str | None, str | None]:
+    """(country code, country name, AS organisation) of a public address (cached per address)."""
+    g, _ = _geo()
+    r = g.lookup(ip)
+    cc = getattr(r, "country_code", "") or ""
+    org = (getattr(r, "asn_name", "") or "")[:200] or None
+    if len(cc) == 2 and cc.isalpha():
+        return cc.upper(), r.country_name, org
+    return None, None, org
+
+
 def geo_enrich(ev: Event) -> None:
     cls = address_class(ev.source_ip)
     src = ev.ecs["source"]
-    if cls != "public":
-        src["address_class"] = cls  # private/reserved: no geography
+    src["address_class"] = cls
+    if cls != "public":  # private/reserved: no geography
         return
-    g, name = _geo()
-    r = g.lookup(ev.source_ip)
-    cc = getattr(r, "country_code", "") or ""
-    if len(cc) == 2 and cc.isalpha():
-        ev.country = cc.upper()
-        src["geo"] = {"country_iso_code": ev.country, "country_name": r.country_name, "dataset": name}
-    org = getattr(r, "asn_name", "") or ""
+    name = dataset_name()
+    country, country_name, org = lookup(ev.source_ip)
+    if country:
+        ev.country = country
+        src["geo"] = {"country_iso_code": country, "country_name": country_name, "dataset": name}
     if org:
-        ev.asn_org = org[:200]
-        src["as"] = {"organization": {"name": ev.asn_org}, "dataset": name}
-    src["address_class"] = "public"
+        ev.asn_org = org
+        src["as"] = {"organization": {"name": org}, "dataset": name}
 
 
 def ioc_enrich(ev: Event, indicators: dict[tuple[str, str], dict]) -> list[dict]:

@@ -20,6 +20,7 @@ other messages of its batch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -36,6 +37,16 @@ MAX_AGE = timedelta(days=730)  # older than the events retention (2 years): reje
 NAMESPACE = uuid.UUID("5f1b6c1e-8a57-4c43-9d87-3c1f2a0e9b11")
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+@functools.lru_cache(maxsize=65536)
+def canonical_ip(v: str) -> str | None:
+    """The canonical text of an address (IPv6 compressed, lower case), None if it is not one.
+    Cached: attack traffic repeats its sources."""
+    try:
+        return str(ipaddress.ip_address(v.strip()))
+    except ValueError:
+        return None
 
 
 class _Base(BaseModel):
@@ -57,10 +68,10 @@ class _Base(BaseModel):
     def _ip(cls, v):
         if v is None:
             return v
-        try:
-            return str(ipaddress.ip_address(str(v).strip()))  # canonical (IPv6 compressed, no zone games)
-        except ValueError:
-            raise ValueError(f"'{str(v)[:60]}' is not an IP address") from None
+        c = canonical_ip(str(v))
+        if c is None:
+            raise ValueError(f"'{str(v)[:60]}' is not an IP address")
+        return c
 
     @field_validator("timestamp")
     @classmethod

@@ -68,12 +68,14 @@ class BatchResult:
     alerts_updated: int = 0
     payloads_written: int = 0
     reasons: Counter = field(default_factory=Counter)
+    hours: set = field(default_factory=set)  # hours events were stored for (live statistics)
 
     def add(self, other: BatchResult) -> None:
         for k in ("received", "stored", "duplicates", "rejected", "already", "alerts_new", "alerts_updated",
                   "payloads_written"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.reasons.update(other.reasons)
+        self.hours |= other.hours
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("received", "stored", "duplicates", "rejected", "already", "alerts_new",
@@ -114,7 +116,10 @@ def resolve_jars(conn, events: list[Event]) -> dict[str, uuid.UUID]:
 
 
 def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | None = None,
-                 now: datetime | None = None) -> BatchResult:
+                 now: datetime | None = None, finalize: bool = True) -> BatchResult:
+    """One batch in one transaction. `finalize` runs the after-commit actions (alert queue, live
+    statistics) for this batch; a step ingesting many batches passes False and calls
+    `after_commit` once at its end."""
     cfg = cfg or IngestConfig()
     now = now or datetime.now(UTC)
     res = BatchResult(received=len(messages))
@@ -253,13 +258,18 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
             res.alerts_new, res.alerts_updated = _alerts(cur, new, hits_of, cfg)
         res.stored, res.duplicates, res.rejected = len(new), len(dups), len(rejects)
         res.reasons.update(code for *_, code in rejects)
-    # after the commit: the high-priority queue and the live statistics
+    res.hours = touched
+    if finalize:
+        after_commit(clients, res.hours, now)
+    return res
+
+
+def after_commit(clients: Clients, hours: Iterable[datetime], now: datetime | None = None) -> dict:
+    """What follows durable events: the high-priority alert queue and the live statistics."""
     queued = push_alerts(clients)
-    if touched:
-        refresh_redis_stats(clients, touched, now=now)
     if queued:
         log.info("queued %d alerts on %s", len(queued), ALERT_QUEUE)
-    return res
+    return {"alerts_queued": len(queued), "stats_fields": refresh_redis_stats(clients, hours, now=now)}
 
 
 def _indicators(conn, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
@@ -306,12 +316,9 @@ def _alerts(cur, new: list[tuple[Message, Event]], hits_of: dict, cfg: IngestCon
         g = groups.setdefault(key, {"type": atype, "kind": e.kind, "events": [], "iocs": set()})
         g["events"].append(AlertEvent(e.id, e.created_at, e.source_ip, e.honeyjar_id, e.threat_level))
         g["iocs"].update(f"{h['ioc_type']}:{h['ioc_value']}" for h in hits)
-    created = updated = 0
-    for key, g in sorted(groups.items()):
-        inserted = upsert_alert(cur, key, g["type"], g["kind"], g["events"], sorted(g["iocs"]))
-        created += int(inserted)
-        updated += int(not inserted)
-    return created, updated
+    inserted = upsert_alerts(cur, [(k, g["type"], g["kind"], g["events"], sorted(g["iocs"]))
+                                   for k, g in sorted(groups.items())])
+    return inserted, len(groups) - inserted
 
 
 @dataclass(frozen=True)
@@ -328,38 +335,59 @@ def alert_key(atype: str, source_ip: str, honeyjar_id, at: datetime, window_seco
     return f"{atype}|{source_ip}|{honeyjar_id}|{_bucket(at, window_seconds)}"
 
 
-def upsert_alert(cur, key: str, atype: str, kind: str, events: list[AlertEvent], iocs: list[str]) -> bool:
-    """Create the alert of `key` or fold `events` into it; idempotent (its events are a set, and
-    `occurrences` is their count). Returns True when the alert is new."""
-    e0 = min(events, key=lambda e: (e.created_at, str(e.id)))
-    level = max(e.level for e in events)
-    row = cur.execute(
-        """INSERT INTO alerts (event_id, event_created_at, alert_type, severity, title, description, honeyjar_id,
-                               source_ip, threat_level, dedup_key, occurrences, first_seen_at, last_seen_at, metadata)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
-           ON CONFLICT (dedup_key) DO UPDATE SET
-               first_seen_at = LEAST(alerts.first_seen_at, EXCLUDED.first_seen_at),
-               last_seen_at = GREATEST(alerts.last_seen_at, EXCLUDED.last_seen_at),
-               threat_level = GREATEST(alerts.threat_level, EXCLUDED.threat_level),
-               severity = CASE WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 9 THEN 'critical'
-                               WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 7 THEN 'high'
-                               WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 5 THEN 'medium'
-                               ELSE 'low' END,
-               metadata = alerts.metadata || jsonb_build_object('iocs',
-                   (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements(
-                       coalesce(alerts.metadata->'iocs', '[]'::jsonb) || coalesce(EXCLUDED.metadata->'iocs', '[]'::jsonb)) x))
-           RETURNING id, (xmax = 0) AS inserted""",
-        (e0.id, e0.created_at, atype, scoring.severity(level),
-         f"{atype.replace('_', ' ')} from {e0.source_ip} on honey jar {e0.honeyjar_id}"[:500],
-         f"events of kind {kind} from {e0.source_ip}, threat level up to {level}", e0.honeyjar_id, e0.source_ip,
-         level, key, min(e.created_at for e in events), max(e.created_at for e in events),
-         json.dumps({"iocs": iocs, "kind": kind})),
-    ).fetchone()
-    cur.executemany("INSERT INTO alert_events (alert_id, event_id, event_created_at) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING", [(row["id"], e.id, e.created_at) for e in events])
-    cur.execute("UPDATE alerts SET occurrences = (SELECT count(*) FROM alert_events WHERE alert_id = %s) WHERE id = %s",
-                (row["id"], row["id"]))
-    return bool(row["inserted"])
+_UPSERT_ALERT = """
+INSERT INTO alerts (event_id, event_created_at, alert_type, severity, title, description, honeyjar_id, source_ip,
+                    threat_level, dedup_key, occurrences, first_seen_at, last_seen_at, metadata)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
+ON CONFLICT (dedup_key) DO UPDATE SET
+    first_seen_at = LEAST(alerts.first_seen_at, EXCLUDED.first_seen_at),
+    last_seen_at = GREATEST(alerts.last_seen_at, EXCLUDED.last_seen_at),
+    threat_level = GREATEST(alerts.threat_level, EXCLUDED.threat_level),
+    severity = CASE WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 9 THEN 'critical'
+                    WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 7 THEN 'high'
+                    WHEN GREATEST(alerts.threat_level, EXCLUDED.threat_level) >= 5 THEN 'medium'
+                    ELSE 'low' END,
+    metadata = alerts.metadata || jsonb_build_object('iocs',
+        (SELECT coalesce(jsonb_agg(DISTINCT x ORDER BY x), '[]'::jsonb) FROM jsonb_array_elements(
+            coalesce(alerts.metadata->'iocs', '[]'::jsonb) || coalesce(EXCLUDED.metadata->'iocs', '[]'::jsonb)) x))
+RETURNING (xmax = 0) AS inserted"""
+
+
+def upsert_alerts(cur, groups: list[tuple[str, str, str, list[AlertEvent], list[str]]]) -> int:
+    """Create each group's alert (key, type, event kind, events, IOCs) or fold its events into it;
+    idempotent: an alert's events are a set and `occurrences` is their count. Three round trips
+    for any number of alerts. Returns how many alerts are new."""
+    if not groups:
+        return 0
+    rows, links = [], []
+    for key, atype, kind, events, iocs in groups:
+        e0 = min(events, key=lambda e: (e.created_at, str(e.id)))
+        level = max(e.level for e in events)
+        rows.append((e0.id, e0.created_at, atype, scoring.severity(level),
+                     f"{atype.replace('_', ' ')} from {e0.source_ip} on honey jar {e0.honeyjar_id}"[:500],
+                     f"events of kind {kind} from {e0.source_ip}, threat level up to {level}", e0.honeyjar_id,
+                     e0.source_ip, level, key, min(e.created_at for e in events), max(e.created_at for e in events),
+                     json.dumps({"iocs": iocs, "kind": kind})))
+        links += [(key, e.id, e.created_at) for e in events]
+    cur.executemany(_UPSERT_ALERT, rows, returning=True)
+    inserted = 0
+    while True:
+        inserted += sum(bool(r["inserted"]) for r in cur.fetchall())
+        if not cur.nextset():
+            break
+    keys = [g[0] for g in groups]
+    cur.execute(
+        """INSERT INTO alert_events (alert_id, event_id, event_created_at)
+           SELECT a.id, x.event_id, x.created_at FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[])
+                  AS x(k, event_id, created_at) JOIN alerts a ON a.dedup_key = x.k
+           ON CONFLICT DO NOTHING""",
+        ([k for k, _, _ in links], [i for _, i, _ in links], [t for _, _, t in links]))
+    cur.execute(
+        """UPDATE alerts a SET occurrences = c.n FROM (
+               SELECT ae.alert_id, count(*) AS n FROM alert_events ae JOIN alerts x ON x.id = ae.alert_id
+                WHERE x.dedup_key = ANY(%s) GROUP BY 1) c
+            WHERE a.id = c.alert_id""", (keys,))
+    return inserted
 
 
 def push_alerts(clients: Clients, limit: int = 1000) -> list[str]:
@@ -448,14 +476,15 @@ def ingest(clients: Clients, messages: Iterable[Message], cfg: IngestConfig | No
     for m in messages:
         batch.append(m)
         if len(batch) >= batch_size:
-            r = ingest_batch(clients, batch, cfg)
+            r = ingest_batch(clients, batch, cfg, finalize=False)
             total.add(r)
             if on_batch:
                 on_batch(batch, r)
             batch = []
     if batch:
-        r = ingest_batch(clients, batch, cfg)
+        r = ingest_batch(clients, batch, cfg, finalize=False)
         total.add(r)
         if on_batch:
             on_batch(batch, r)
+    after_commit(clients, total.hours)
     return total
