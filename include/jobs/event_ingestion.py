@@ -150,6 +150,7 @@ def _trim(r, stream: str) -> int:
 
 def ingest_raw_payloads(ctx: JobContext) -> dict:
     """Raw payload objects of the interval's days (and the day before) not yet in the ledger."""
+    from include.security.events import event_uuid
     from include.security.store import PAYLOAD_BUCKET, BatchResult, Message, after_commit, ingest_batch
 
     s3 = ctx.clients.s3
@@ -164,9 +165,12 @@ def ingest_raw_payloads(ctx: JobContext) -> dict:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=PAYLOAD_BUCKET, Prefix=f"{RAW_PREFIX}{day:%Y/%m/%d}/"):
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
     ids = {k: os.path.basename(k).removesuffix(".json") for k in keys}
-    with ctx.clients.db() as conn:
+    with ctx.clients.db() as conn:  # already an event, a folded duplicate or a rejected message
         done = {r["receipt_id"] for r in conn.execute(
             "SELECT receipt_id FROM event_receipts WHERE receipt_id = ANY(%s)", ([f"id:{v}" for v in ids.values()],))}
+        by_uuid = {event_uuid(v): v for v in ids.values()}
+        done |= {f"id:{by_uuid[r['id']]}" for r in conn.execute(
+            "SELECT id FROM events WHERE id = ANY(%s)", (list(by_uuid),))} if by_uuid else set()
     todo = [k for k in sorted(keys) if f"id:{ids[k]}" not in done][:limit]
     total, cfg = BatchResult(), _config(ctx)
     for i in range(0, len(todo), size):

@@ -36,8 +36,11 @@ def base_level(ev: Event) -> int:
     return BASE[ev.kind]
 
 
+REPETITION_CAP = 100  # counts at or above this all mean "+2"
+
+
 def repetition(count_past_hour: int) -> int:
-    return 2 if count_past_hour >= 100 else 1 if count_past_hour >= 10 else 0
+    return 2 if count_past_hour >= REPETITION_CAP else 1 if count_past_hour >= 10 else 0
 
 
 def threat_level(ev: Event, ioc_hits: list[dict], count_past_hour: int, anomaly: float | None = None) -> int:

@@ -49,9 +49,11 @@ BEGIN
     RETURN created;
 END $$;
 
--- The ingestion ledger: one row per received event (the producer's event id, or a hash of the raw
--- message when it has none), written in the transaction that stores the event. A redelivered
--- message finds its row and changes nothing: exactly once across retries, kills and reruns.
+-- The ingestion ledger. A stored event is its own receipt: its id is the producer's event id (or a
+-- hash of the raw message), so a redelivered message finds its row in `events` (by id and time).
+-- Messages that did not become an event get a row here: folded duplicates (naming the event they
+-- were folded into) and rejected messages (with the reason and the start of the raw text).
+-- Written in the transaction that stores the batch: a redelivery changes nothing.
 CREATE TABLE event_receipts (
     receipt_id       TEXT PRIMARY KEY,
     source           VARCHAR(30) NOT NULL,
@@ -62,19 +64,13 @@ CREATE TABLE event_receipts (
     reason           TEXT,
     raw_excerpt      TEXT,
     received_at      TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-    CONSTRAINT event_receipts_status CHECK (status IN ('stored', 'duplicate', 'rejected'))
+    CONSTRAINT event_receipts_status CHECK (status IN ('duplicate', 'rejected'))
 );
 CREATE INDEX idx_event_receipts_status_time ON event_receipts (status, received_at);
 
--- Identical events (same jar, kind, source, target and content) less than the de-duplication
--- window apart are stored once: each stored event is a representative of its content key at its
--- time, and a new event within the window of a representative folds into it.
-CREATE TABLE event_fingerprints (
-    fingerprint      TEXT NOT NULL,
-    event_created_at TIMESTAMPTZ NOT NULL,
-    event_id         UUID NOT NULL,
-    PRIMARY KEY (fingerprint, event_created_at, event_id)
-);
+-- De-duplication: identical events (same jar, kind, source, target and content: the fingerprint)
+-- less than the window apart are stored once; a stored event represents its fingerprint at its time.
+CREATE INDEX idx_events_fingerprint ON events (fingerprint, created_at);
 
 -- Hours whose rollup must be recomputed because events of that hour arrived (late or not).
 CREATE TABLE event_dirty_hours (
