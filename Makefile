@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy \
+.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy bench-events \
 	comb-templates comb-from-template corpus search lint airflow
 
 venv: $(VENV)/.installed
@@ -37,7 +37,12 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-combs bench-documents bench-privacy eval-privacy
+bench: bench-combs bench-documents bench-privacy eval-privacy bench-events
+
+# Events through validate + enrich + score + store against a bare COPY; publish -> row latency
+# through the scheduled DAG (EVENT_BENCH_ARGS=--no-airflow to skip it).
+bench-events: stack-up
+	$(PY) bench/events.py $(EVENT_BENCH_ARGS)
 
 bench-combs: stack-up
 	$(PY) bench/comb_throughput.py $(COMB_BENCH_ARGS)

@@ -346,3 +346,40 @@ def test_a_late_event_is_counted_by_the_next_hourly_run_and_the_rollup_equals_a_
     assert len(gzip.decompress(body).splitlines()) == 8
     run_job(job, clients, run_key=f"h3-{uuid.uuid4().hex[:6]}", logical_date=h + timedelta(hours=1))
     assert clients.s3.get_object(Bucket="honeyjar-logs", Key=key)["Body"].read() == body
+
+
+def test_stream_comb_outputs_are_an_input_read_once(clients, stream, combs_dir):
+    """A stream comb's Parquet output (rows as the comb delivers them: GDPR-anonymised source, the
+    password redacted) becomes events; the object is read once, its rows decided once."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.honeycomb.config import load_comb_file
+    from include.honeycomb.windows import OutputLocation, RunWindow
+
+    name = f"t_events_{uuid.uuid4().hex[:8]}"
+    src = (REPO / "include/combs/sample_events_stream.yaml").read_text()
+    (combs_dir / f"{name}.yaml").write_text(src.replace("name: sample_events_stream", f"name: {name}"))
+    comb = load_comb_file(combs_dir / f"{name}.yaml")
+    s = sensor()
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [{"eventid": "cowrie.login.failed", "sensor": s, "src_ip": "61.177.172.0", "dst_port": 22,
+             "username": f"user{i}", "password": "[REDACTED]", "timestamp": (now - timedelta(seconds=i)).isoformat(),
+             "__sting_scrubbed": "src_ip,password"} for i in range(12)]
+    rows.append({"eventid": "cowrie.login.failed", "sensor": s, "src_ip": "[REDACTED]", "timestamp": now.isoformat()})
+    loc = OutputLocation.for_comb(comb)
+    w = RunWindow("incremental", now - timedelta(minutes=5), now)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    clients.s3.put_object(Bucket=loc.bucket, Key=loc.final_key(w, "_test"), Body=buf.getvalue())
+    conf = _ingest_conf(stream, event_combs=[name, "no_such_comb"])
+    c1 = run_job(load_job("event_ingestion"), clients, run_key=f"co-{uuid.uuid4().hex[:6]}", conf=conf)
+    out = c1["ingest_comb_outputs"]
+    assert (out["objects_read"], out["rejected"], out["combs_not_found"]) == (1, 1, ["no_such_comb"])
+    evs = events_of(clients, s)
+    assert len(evs) == 12 and evs[0]["country"] == "CN"  # the /24 still has its geography
+    c2 = run_job(load_job("event_ingestion"), clients, run_key=f"co-{uuid.uuid4().hex[:6]}", conf=conf)
+    assert c2["ingest_comb_outputs"]["objects_read"] == 0 and len(events_of(clients, s)) == 12
+    clients.s3.delete_object(Bucket=loc.bucket, Key=loc.final_key(w, "_test"))

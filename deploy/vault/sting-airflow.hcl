@@ -15,3 +15,7 @@ path "secret/data/airflow/connections/*" {
 path "secret/data/airflow/variables/*" {
   capabilities = ["read"]
 }
+# threat-intelligence feeds (include/feeds/*.yaml name their vault_path here)
+path "secret/data/threat_feeds/*" {
+  capabilities = ["read"]
+}

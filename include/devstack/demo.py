@@ -78,6 +78,102 @@ def ingest_sample_documents(api: AirflowAPI) -> str:
     return jar
 
 
+def _run(api: AirflowAPI, dag_id: str, conf: dict) -> tuple[bool, str]:
+    api.wait_for_dag(dag_id)
+    api.unpause(dag_id)
+    r = api.trigger(dag_id, conf=conf)
+    state = api.wait_run(dag_id, r["dag_run_id"], timeout=600)["state"]
+    print(f"{dag_id} run {r['dag_run_id']} conf={conf}: {state}")
+    return state == "success", r["dag_run_id"]
+
+
+def security_analytics(api: AirflowAPI) -> bool:
+    """Honeypot traffic into the queue, then the three security DAGs through the REST API."""
+    from include.clients import Clients
+    from include.devstack.sample_traffic import SENSORS, publish
+
+    c = Clients.from_settings()
+    published_at = datetime.now(UTC)
+    pub = publish(c.redis, c.s3, seed=int(time.time()) % 100000)
+    print(f"\n== security analytics\npublished to queue:events:pending: {pub['messages']} messages ({pub['events']} events, "
+          f"{pub['repeats']} exact repeats, {pub['redelivered']} redelivery, {pub['malformed']} malformed, {pub['late']} "
+          f"late; {pub['via_objects']} by reference to event-payloads/raw/)")
+    ok, run = _run(api, "event_ingestion", {})
+    # the DAG also runs every minute once unpaused: what the demo published may have gone to a
+    # scheduled run first, so count every run since the publish
+    deadline = time.time() + 300
+    while time.time() < deadline and any(r["state"] not in ("success", "failed") for r in api.runs("event_ingestion")):
+        time.sleep(2)
+    with c.db() as conn:
+        rows = conn.execute("""SELECT counts->'consume_queue' AS q FROM job_runs WHERE job = 'event_ingestion'
+                                  AND started_at >= %s AND status = 'success'""", (published_at,)).fetchall()
+    keys = ("received", "stored", "duplicates", "already", "rejected", "alerts_new", "alerts_updated", "payloads_written")
+    ingest = {k: sum(int((r["q"] or {}).get(k, 0)) for r in rows) for k in keys}
+    reasons: dict = {}
+    for r in rows:
+        for k, v in ((r["q"] or {}).get("rejected_reasons") or {}).items():
+            reasons[k] = reasons.get(k, 0) + v
+    print(f"  over {len(rows)} event_ingestion run(s): received {ingest['received']}, stored {ingest['stored']}, "
+          f"duplicates folded {ingest['duplicates']}, redelivered (already stored) {ingest['already']}, rejected "
+          f"{ingest['rejected']} {reasons}, alerts new {ingest['alerts_new']} / updated {ingest['alerts_updated']}, "
+          f"processed payloads {ingest['payloads_written']}")
+    now = datetime.now(UTC)
+    h = now.replace(minute=0, second=0, microsecond=0)
+    good, run = _run(api, "hourly_aggregation", {"interval_start": (h - timedelta(hours=3)).isoformat(),
+                                                 "interval_end": (h + timedelta(hours=1)).isoformat()})
+    ok &= good
+    agg = api.xcoms("hourly_aggregation", run, "aggregate_event_statistics")[0]["value"]
+    print(f"  rollups: {agg['hours_recomputed']} hours recomputed ({agg['late_hours']} late), {agg['rollup_rows']} rows")
+    good, run = _run(api, "daily_intelligence", {"refetch": True, "lookback_days": 1})
+    ok &= good
+    feeds = api.xcoms("daily_intelligence", run, "import_threat_feeds")[0]["value"]["feeds"]
+    for name, f in feeds.items():
+        pages = f", {f['pages']} TAXII pages" if "pages" in f else ""
+        print(f"  feed {name}: {f['indicators']} indicators ({f['new']} new, {f['revoked']} revoked, {f['expired']} "
+              f"expired, {f['rejected']} rejected{pages}) -> {f['object']}")
+    corr = api.xcoms("daily_intelligence", run, "correlate_events")[0]["value"]
+    print(f"  correlation: {corr['matches']} event-indicator matches, {corr['new_sightings']} new sightings, "
+          f"{corr['alerts']} ioc_match alerts")
+    rep = api.xcoms("daily_intelligence", run, "generate_daily_report")[0]["value"]
+    print(f"  daily report: {rep['object']} ({rep['pages']} pages, {rep['bytes']} bytes, sha256 {rep['sha256'][:16]}...)")
+    with c.db() as conn:
+        stats = conn.execute(
+            """SELECT hour, j.name AS jar, event_count, unique_sources, round(avg_threat_level::numeric, 1) AS lvl
+                 FROM hourly_stats s JOIN honey_jars j ON j.id = s.honeyjar_id
+                WHERE hour >= %s AND j.config->>'sensor' = ANY(%s)
+                ORDER BY hour DESC, event_count DESC LIMIT 8""", (h - timedelta(hours=3), SENSORS)).fetchall()
+        alerts = conn.execute(
+            """SELECT alert_type, severity, count(*) AS n, sum(occurrences) AS events FROM alerts a
+                 JOIN honey_jars j ON j.id = a.honeyjar_id
+                WHERE last_seen_at >= %s AND j.config->>'sensor' = ANY(%s) GROUP BY 1, 2 ORDER BY 2, 1""",
+            (h - timedelta(hours=3), SENSORS)).fetchall()
+        top = conn.execute(
+            """SELECT t.ioc_type, t.ioc_value, round(t.confidence::numeric, 2) AS conf, count(*) AS hits,
+                      (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(t.sources) k) AS sources
+                 FROM ioc_sightings s JOIN threat_intel t ON t.id = s.ioc_id JOIN honey_jars j ON j.id = s.honeyjar_id
+                WHERE s.sighted_at >= %s AND j.config->>'sensor' = ANY(%s)
+                GROUP BY t.id ORDER BY hits DESC, t.ioc_value LIMIT 6""", (published_at - timedelta(hours=3), SENSORS)).fetchall()
+    print("  hourly_stats (materialized view):")
+    for r in stats:
+        print(f"    {r['hour']:%Y-%m-%d %H:00} {r['jar'][:28]:28s} {r['event_count']:5d} events, "
+              f"{r['unique_sources']:3d} sources, avg level {r['lvl']}")
+    print("  alerts (rule, severity: alerts / events folded in):")
+    for r in alerts:
+        print(f"    {r['alert_type']:15s} {r['severity']:8s} {r['n']:3d} / {r['events']}")
+    print("  indicators sighted in the sample traffic (correlation hits):")
+    for r in top:
+        print(f"    {r['ioc_type']:6s} {r['ioc_value'][:48]:48s} confidence {r['conf']} hits {r['hits']} ({r['sources']})")
+    with c.db() as conn:
+        jar = conn.execute("SELECT id FROM honey_jars WHERE config->>'sensor' = %s", (SENSORS[0],)).fetchone()
+    if jar:
+        key = f"stats:honeyjar:{jar['id']}:hourly"
+        fields = {k.decode(): v.decode() for k, v in c.redis.hgetall(key).items()}
+        last = max(fields) if fields else None
+        print(f"  redis {key}: {len(fields)} hour field(s), ttl {c.redis.ttl(key)} s; {last}: {fields.get(last)}")
+    c.close()
+    return ok and ingest["stored"] > 0 and bool(top)
+
+
 def main() -> int:
     from include.devstack.sample_data import SAMPLE_STREAM, publish_sample_events, write_sample_landing
     from include.settings import REPO_ROOT
@@ -151,6 +247,7 @@ def main() -> int:
         print(f"  honey jar: '{row['jar']}' with {row['document_count']} document(s)")
         if row["error_message"]:
             print(f"  error: {row['error_message']}")
+    ok &= security_analytics(api)
     jar = ingest_sample_documents(api)
     with connect() as conn:
         docs = conn.execute("SELECT title, processing_status, chunk_count FROM documents WHERE honey_jar_id = %s "

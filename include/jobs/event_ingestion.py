@@ -8,6 +8,10 @@ Inputs
   (XAUTOCLAIM) by the next run; acknowledged entries are trimmed from the stream.
 - raw payload objects `event-payloads/raw/{year}/{month}/{day}/{event_id}.json` of the run's
   interval (and the day before: late uploads); the ledger skips those already ingested.
+- the Parquet outputs of the stream combs named in `event_combs` (each row an event, with the
+  comb's scrubbing applied: e.g. GDPR anonymises the source address to its /24 and redacts the
+  password, which still allows geography, AS and rollups); each object is read once
+  (`event_source_objects`), each row decided once by the ledger.
 
 Every message is decided once (stored, duplicate or rejected with its reason) by
 `include.security.store`; see there for the exactly-once argument.
@@ -15,6 +19,7 @@ Every message is decided once (stored, duplicate or rejected with its reason) by
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -186,6 +191,60 @@ def ingest_raw_payloads(ctx: JobContext) -> dict:
     return out
 
 
+def ingest_comb_outputs(ctx: JobContext) -> dict:
+    """New Parquet outputs of the configured stream combs, one message per row."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from include.honeycomb.config import combs_dir, load_comb_file
+    from include.honeycomb.windows import OutputLocation
+    from include.security.store import BatchResult, Message, after_commit, ingest_batch
+
+    s3, size = ctx.clients.s3, int(ctx.params["batch_size"])
+    total, objects, missing = BatchResult(), 0, []
+    lo = ctx.interval.start - timedelta(days=31)
+    for name in ctx.params.get("event_combs") or []:
+        path = combs_dir() / f"{name}.yaml"
+        if not path.exists():
+            missing.append(name)
+            continue
+        comb = load_comb_file(path)
+        if comb.type != "stream":
+            missing.append(f"{name} (not a stream comb)")
+            continue
+        loc = OutputLocation.for_comb(comb)
+        keys = []
+        for prefix in loc.months_between(lo, ctx.interval.end):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
+                keys += [(o["Key"], o.get("ETag", "").strip('"')) for o in page.get("Contents", [])
+                         if o["Key"].endswith(".parquet")]
+        with ctx.clients.db() as conn:
+            done = {r["object_key"] for r in conn.execute(
+                "SELECT object_key FROM event_source_objects WHERE object_key = ANY(%s)",
+                ([f"s3://{loc.bucket}/{k}" for k, _ in keys],))}
+        for key, etag in sorted(keys):
+            ref = f"s3://{loc.bucket}/{key}"
+            if ref in done:
+                continue
+            table = pq.read_table(io.BytesIO(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()))
+            rows = [{k: v for k, v in r.items() if v is not None and not k.startswith("__")} for r in table.to_pylist()]
+            for i in range(0, len(rows), size):
+                msgs = [Message(f"{ref}#{i + j}", "comb_output", json.dumps(r, default=str, sort_keys=True))
+                        for j, r in enumerate(rows[i:i + size])]
+                total.add(ingest_batch(ctx.clients, msgs, _config(ctx), finalize=False))
+            with ctx.clients.db() as conn:
+                conn.execute("""INSERT INTO event_source_objects (object_key, etag, rows_read) VALUES (%s, %s, %s)
+                                ON CONFLICT (object_key) DO UPDATE SET etag = EXCLUDED.etag, rows_read = EXCLUDED.rows_read,
+                                    ingested_at = NOW()""", (ref, etag, len(rows)))
+            objects += 1
+    out = total.as_dict()
+    out.update(objects_read=objects, **after_commit(ctx.clients, total.hours))
+    if missing:
+        out["combs_not_found"] = missing
+    return out
+
+
 JOB = Job(
     name="event_ingestion",
     schedule="* * * * *",
@@ -196,6 +255,8 @@ JOB = Job(
         Step("consume_queue", consume_queue, "drain the Redis stream (consumer group, ack after commit)",
              timeout=timedelta(minutes=15)),
         Step("ingest_raw_payloads", ingest_raw_payloads, "raw payload objects of the interval's days",
+             timeout=timedelta(minutes=15)),
+        Step("ingest_comb_outputs", ingest_comb_outputs, "new Parquet outputs of the stream combs in event_combs",
              timeout=timedelta(minutes=15)),
     ),
     params={
@@ -214,6 +275,8 @@ JOB = Job(
         "alert_window_seconds": Param(3600, "integer", "repeats of an alert (same rule, source, jar) within this "
                                       "window update one alert", {"minimum": 60}),
         "write_payloads": Param(True, "boolean", "write processed payloads to event-payloads/processed/"),
+        "event_combs": Param(["sample_events_stream"], "array", "stream combs whose Parquet outputs are honeypot "
+                             "events (one event per row)", {"items": {"type": "string"}}),
     },
     retries=3,
     retry_delay=timedelta(seconds=10),

@@ -72,6 +72,15 @@ CREATE INDEX idx_event_receipts_status_time ON event_receipts (status, received_
 -- less than the window apart are stored once; a stored event represents its fingerprint at its time.
 CREATE INDEX idx_events_fingerprint ON events (fingerprint, created_at);
 
+-- Stream combs' output objects already read by event ingestion (their rows are decided by the
+-- ledger above; this only saves reading an object twice).
+CREATE TABLE event_source_objects (
+    object_key  TEXT PRIMARY KEY,
+    etag        TEXT,
+    rows_read   INTEGER NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+
 -- Hours whose rollup must be recomputed because events of that hour arrived (late or not).
 CREATE TABLE event_dirty_hours (
     hour      TIMESTAMPTZ PRIMARY KEY,
