@@ -68,14 +68,19 @@ def _rollup_equals_recompute(clients, jar) -> tuple[set, set]:
 
 
 def test_hourly_backfill_at_default_concurrency_with_late_events(api, clients):
+    import random
+
     s = sensor()
-    base = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    # The metadata database is shared by every checkout and session on the machine: hours no
+    # earlier run used (a random day within the partitions kept, a random hour)
+    base = (datetime.now(UTC) - timedelta(days=random.randint(20, 300), hours=random.randint(0, 23))).replace(
+        minute=0, second=0, microsecond=0)
     hours = [base + timedelta(hours=i) for i in range(4)]
     first = [login(s, ip=f"61.177.172.{i + 10}", t=h + timedelta(minutes=i * 7 + 1), password=f"b{i}")
              for i, h in enumerate(hours[:3]) for _ in (0,)]
     ingest_batch(clients, [Message(str(i), "redis", json.dumps(e)) for i, e in enumerate(first)])
     ticks = [h + timedelta(hours=1) for h in hours[:3]]
-    runs = backfill_and_wait(api, "hourly_aggregation", ticks)
+    runs = backfill_and_wait(api, "hourly_aggregation", ticks, "completed")  # completed: in case a run exists
     assert {r["state"] for r in runs} == {"success"}
     got, full = _rollup_equals_recompute(clients, jar_of(clients, s))
     assert got == full and sum(x[5] for x in got) == 3
@@ -89,11 +94,13 @@ def test_hourly_backfill_at_default_concurrency_with_late_events(api, clients):
 
 
 def test_a_backfill_of_a_past_day_regenerates_that_days_report_with_the_same_content(api, clients):
-    day = (datetime.now(UTC) - timedelta(days=5)).replace(hour=2, minute=0, second=0, microsecond=0)
+    import random
+
+    day = (datetime.now(UTC) - timedelta(days=random.randint(20, 300))).replace(hour=2, minute=0, second=0, microsecond=0)
     s = sensor()
     ingest_batch(clients, [Message(str(i), "redis", json.dumps(login(s, t=day - timedelta(hours=i + 1), password=f"d{i}")))
                            for i in range(5)])
-    runs = backfill_and_wait(api, "daily_intelligence", [day])
+    runs = backfill_and_wait(api, "daily_intelligence", [day], "completed")
     assert runs[0]["state"] == "success"
     key = f"reports/{day - timedelta(days=1):%Y/%m}/report_{day - timedelta(days=1):%Y-%m-%d}.pdf"
     first = clients.s3.get_object(Bucket="threat-intel", Key=key)["Body"].read()
