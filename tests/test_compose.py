@@ -26,6 +26,8 @@ SETTING_ENV = {
 }
 # Used by the local stack and the tests only (sample sources); production combs name their own hosts.
 LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url",
+              # the sample threat feeds of the local stack (production feeds name their URLs in include/feeds/)
+              "taxii_url", "feed_server_url",
               # the stack's seeding and the CLI; tasks read Vault through the hook (AppRole in production)
               "vault_token", "staging_max_age"}
 
