@@ -212,3 +212,16 @@ def test_nats_jetstream_resumes_from_checkpoint(combs_dir, stack):
         assert sorted(third["table"].column("event_id").to_pylist()) == [31, 32, 33, 34, 35]
     finally:
         asyncio.run(_delete(stream))
+
+
+def test_records_of_different_shapes_keep_every_field():
+    """Arrow's from_pylist takes the first record's fields: a field only later records carry
+    (a login's username after a command event) must not be dropped."""
+    from include.honeycomb.sources import records_to_table
+
+    t = records_to_table([{"eventid": "command", "input": "uname -a"},
+                          {"eventid": "login", "username": "root", "password": "x"},
+                          {"eventid": "scan", "dst_port": 22}])
+    assert set(t.column_names) == {"eventid", "input", "username", "password", "dst_port"}
+    assert t.column("username").to_pylist() == [None, "root", None]
+    assert t.column("dst_port").to_pylist() == [None, None, 22]

@@ -227,16 +227,19 @@ def ingest_comb_outputs(ctx: JobContext) -> dict:
             ref = f"s3://{loc.bucket}/{key}"
             if ref in done:
                 continue
-            table = pq.read_table(io.BytesIO(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()))
-            rows = [{k: v for k, v in r.items() if v is not None and not k.startswith("__")} for r in table.to_pylist()]
-            for i in range(0, len(rows), size):
-                msgs = [Message(f"{ref}#{i + j}", "comb_output", json.dumps(r, default=str, sort_keys=True))
-                        for j, r in enumerate(rows[i:i + size])]
+            pf = pq.ParquetFile(io.BytesIO(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()))
+            n = 0
+            for batch in pf.iter_batches(batch_size=size):  # rows become dicts one batch at a time
+                msgs = []
+                for r in batch.to_pylist():
+                    r = {k: v for k, v in r.items() if v is not None and not k.startswith("__")}
+                    msgs.append(Message(f"{ref}#{n}", "comb_output", json.dumps(r, default=str, sort_keys=True)))
+                    n += 1
                 total.add(ingest_batch(ctx.clients, msgs, _config(ctx), finalize=False))
             with ctx.clients.db() as conn:
                 conn.execute("""INSERT INTO event_source_objects (object_key, etag, rows_read) VALUES (%s, %s, %s)
                                 ON CONFLICT (object_key) DO UPDATE SET etag = EXCLUDED.etag, rows_read = EXCLUDED.rows_read,
-                                    ingested_at = NOW()""", (ref, etag, len(rows)))
+                                    ingested_at = NOW()""", (ref, etag, n))
             objects += 1
     out = total.as_dict()
     out.update(objects_read=objects, **after_commit(ctx.clients, total.hours))

@@ -48,18 +48,22 @@ def _jsonable(v: Any) -> Any:
 
 
 def records_to_table(records: list[dict]) -> pa.Table:
-    """JSON-like records to Arrow. Nested objects become structs (rules reach them by dotted
+    """JSON-like records to Arrow, with every field any record has (records of different shapes
+    are common in event streams). Nested objects become structs (rules reach them by dotted
     path). A field whose values disagree in type across records (a number here, a string there)
     is kept as text rather than failing the batch."""
     if not records:
         return pa.table({})
-    try:
-        return pa.Table.from_pylist(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        pass
     keys: dict[str, None] = {}
     for r in records:
         keys.update(dict.fromkeys(r))
+    if len(keys) == len(records[0]):
+        # every field is in the first record: Arrow's own inference (it takes the first
+        # record's fields, so records of different shapes go column by column below)
+        try:
+            return pa.Table.from_pylist(records)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            pass
     cols = {}
     for k in keys:
         vals = [r.get(k) for r in records]
