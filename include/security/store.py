@@ -258,9 +258,10 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
                     [(h,) for h in sorted(touched)])
             sightings = [(h["id"], e.id, e.created_at, e.created_at, e.honeyjar_id)
                          for _, e in new for h in hits_of.get(e.id) or []]
-            if sightings:
-                cur.executemany("""INSERT INTO ioc_sightings (ioc_id, event_id, event_created_at, sighted_at, honeyjar_id)
-                                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""", sightings)
+            if sightings:  # one statement for the batch
+                cur.execute("""INSERT INTO ioc_sightings (ioc_id, event_id, event_created_at, sighted_at, honeyjar_id)
+                               SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::timestamptz[], %s::uuid[])
+                               ON CONFLICT DO NOTHING""", [list(col) for col in zip(*sightings, strict=True)])
             res.alerts_new, res.alerts_updated = _alerts(cur, new, hits_of, cfg)
         res.stored, res.duplicates, res.rejected = len(new), len(dups), len(rejects)
         res.reasons.update(code for *_, code in rejects)
