@@ -70,6 +70,12 @@ class Clients:
             raise RuntimeError("no secret reader configured for this run")
         return self.secret_reader(path)
 
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):

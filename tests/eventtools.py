@@ -43,3 +43,18 @@ def hour(t: datetime) -> datetime:
 
 def at_hour_end(t: datetime) -> str:
     return (hour(t) + timedelta(hours=1)).isoformat()
+
+
+def full_recompute(conn, jar: str) -> set:
+    from include.jobs.hourly_aggregation import ROLLUP_SELECT
+
+    rows = conn.execute(ROLLUP_SELECT.replace("WHERE", "WHERE honeyjar_id = %(jar)s AND"),
+                        {"lo": datetime(2000, 1, 1, tzinfo=UTC), "hi": datetime(2100, 1, 1, tzinfo=UTC), "jar": jar})
+    return {(r["hour"], r["event_kind"], r["country"], r["asn_org"], r["destination_port"], r["event_count"],
+             r["occurrences"], r["unique_sources"], r["max_threat_level"]) for r in rows}
+
+
+def rollup(conn, jar: str) -> set:
+    rows = conn.execute("SELECT * FROM event_stats_hourly WHERE honeyjar_id = %s", (jar,))
+    return {(r["hour"], r["event_kind"], r["country"], r["asn_org"], r["destination_port"], r["event_count"],
+             r["occurrences"], r["unique_sources"], r["max_threat_level"]) for r in rows}

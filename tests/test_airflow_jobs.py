@@ -15,7 +15,7 @@ import pytest
 from include.clients import Clients
 from include.security.store import Message, ingest_batch
 from tests.airflowtools import backfill_and_wait
-from tests.eventtools import events_of, jar_of, login, publish, sensor
+from tests.eventtools import events_of, full_recompute, jar_of, login, publish, rollup, sensor
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,8 @@ def test_unknown_trigger_parameters_fail_the_run(api):
 
 
 def _rollup_equals_recompute(clients, jar) -> tuple[set, set]:
-    from tests.test_events import _full_recompute, _rollup
-
     with clients.db() as conn:
-        return _rollup(conn, jar), _full_recompute(conn, jar)
+        return rollup(conn, jar), full_recompute(conn, jar)
 
 
 def test_hourly_backfill_at_default_concurrency_with_late_events(api, clients):

@@ -22,7 +22,7 @@ from include.jobs.runner import run_job
 from include.security import scoring
 from include.security.events import Rejected, parse
 from include.security.store import Message, ingest_batch
-from tests.eventtools import events_of, jar_of, login, publish, sensor
+from tests.eventtools import events_of, full_recompute, jar_of, login, publish, rollup, sensor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -299,21 +299,6 @@ def test_partitions_exist_before_events_need_them(clients):
     assert where == part
 
 
-def _full_recompute(conn, jar: str) -> set:
-    from include.jobs.hourly_aggregation import ROLLUP_SELECT
-
-    rows = conn.execute(ROLLUP_SELECT.replace("WHERE", "WHERE honeyjar_id = %(jar)s AND"),
-                        {"lo": datetime(2000, 1, 1, tzinfo=UTC), "hi": datetime(2100, 1, 1, tzinfo=UTC), "jar": jar})
-    return {(r["hour"], r["event_kind"], r["country"], r["asn_org"], r["destination_port"], r["event_count"],
-             r["occurrences"], r["unique_sources"], r["max_threat_level"]) for r in rows}
-
-
-def _rollup(conn, jar: str) -> set:
-    rows = conn.execute("SELECT * FROM event_stats_hourly WHERE honeyjar_id = %s", (jar,))
-    return {(r["hour"], r["event_kind"], r["country"], r["asn_org"], r["destination_port"], r["event_count"],
-             r["occurrences"], r["unique_sources"], r["max_threat_level"]) for r in rows}
-
-
 def test_a_late_event_is_counted_by_the_next_hourly_run_and_the_rollup_equals_a_full_recompute(clients):
     s = sensor()
     h = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -323,8 +308,8 @@ def test_a_late_event_is_counted_by_the_next_hourly_run_and_the_rollup_equals_a_
     run_job(job, clients, run_key=f"h1-{uuid.uuid4().hex[:6]}", logical_date=h + timedelta(hours=1))
     jar = jar_of(clients, s)
     with clients.db() as conn:
-        assert _rollup(conn, jar) == _full_recompute(conn, jar)
-        assert sum(x[5] for x in _rollup(conn, jar)) == 6
+        assert rollup(conn, jar) == full_recompute(conn, jar)
+        assert sum(x[5] for x in rollup(conn, jar)) == 6
     # late: two events of that hour arrive after it was aggregated, plus a repeat folded into one
     late = [login(s, ip="218.92.0.99", t=h + timedelta(minutes=40), password="late"),
             login(s, ip="218.92.0.1", t=h + timedelta(minutes=41), password="late2", dst_port=2222)]
@@ -334,8 +319,8 @@ def test_a_late_event_is_counted_by_the_next_hourly_run_and_the_rollup_equals_a_
         minute=0, second=0, microsecond=0))
     assert counts["aggregate_event_statistics"]["late_hours"] >= 1
     with clients.db() as conn:
-        got = _rollup(conn, jar)
-        assert got == _full_recompute(conn, jar)
+        got = rollup(conn, jar)
+        assert got == full_recompute(conn, jar)
         assert sum(x[5] for x in got) == 8 and sum(x[6] for x in got) == 9  # 8 stored, 9 seen
         assert {x[4] for x in got} == {22, 2222}
     # the archive of that hour holds every raw event, identical on a rerun

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -43,13 +42,6 @@ def sample_files() -> dict[str, tuple[bytes, str]]:
     for u, ev in misp["events"].items():
         files[f"/misp/{u}.json"] = (json.dumps(ev).encode(), "application/json")
     return files
-
-
-def serve(files, key, host="127.0.0.1", port=0):
-    srv = ThreadingHTTPServer((host, port), make_handler(files, key))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    return srv, t
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from include.honeycomb.config import CombDefinition
-from include.intervals import _TS, IntervalError, previous_tick, to_utc, window_for_date  # noqa: F401
+from include.intervals import _TS, IntervalError, to_utc, window_for_date
 from include.settings import get_settings
 
 _TAG_RE = re.compile(r"__(\d{8}T\d{6}Z)__(\d{8}T\d{6}Z)\.parquet$")

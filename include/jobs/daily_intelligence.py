@@ -46,9 +46,9 @@ def import_threat_feeds(ctx: JobContext) -> dict:
             fetched = doc is None
             if fetched:
                 doc = F.fetch(feed, ctx.clients.secret(feed.vault_path) if feed.vault_path else None)
-                s3.put_object(Bucket=INTEL_BUCKET, Key=key, ContentType="application/json",
-                              Body=json.dumps(doc, sort_keys=True).encode())
             body = json.dumps(doc, sort_keys=True).encode()
+            if fetched:
+                s3.put_object(Bucket=INTEL_BUCKET, Key=key, ContentType="application/json", Body=body)
             parsed = F.parse(doc, feed)
             with ctx.clients.db() as conn:
                 counts = upsert_indicators(conn, feed.name, parsed.indicators, ctx.interval.end)

@@ -31,6 +31,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from include.security.intel import canonical
+
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=730)  # older than the events retention (2 years): rejected
@@ -254,8 +256,6 @@ def parse(raw: bytes | str, *, now: datetime | None = None, event_id: str | None
 
 def to_ecs(kind: str, m: _Base) -> tuple[dict, str, list[tuple[str, str]]]:
     """(ECS document, content key for de-duplication, IOC candidates) of a validated event."""
-    from include.security.intel import canonical
-
     ecs: dict[str, Any] = {
         "@timestamp": m.timestamp.isoformat(),
         "ecs": {"version": "8.11.0"},

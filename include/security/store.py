@@ -21,7 +21,7 @@ import json
 import logging
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,16 +73,17 @@ class BatchResult:
     reasons: Counter = field(default_factory=Counter)
     hours: set = field(default_factory=set)  # hours events were stored for (live statistics)
 
+    COUNTS = ("received", "stored", "duplicates", "rejected", "already", "alerts_new", "alerts_updated",
+              "payloads_written")
+
     def add(self, other: BatchResult) -> None:
-        for k in ("received", "stored", "duplicates", "rejected", "already", "alerts_new", "alerts_updated",
-                  "payloads_written"):
+        for k in self.COUNTS:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.reasons.update(other.reasons)
         self.hours |= other.hours
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("received", "stored", "duplicates", "rejected", "already", "alerts_new",
-                                           "alerts_updated", "payloads_written")}
+        d = {k: getattr(self, k) for k in self.COUNTS}
         d["rejected_reasons"] = dict(self.reasons.most_common(5))
         return d
 
@@ -105,8 +106,13 @@ def payload_key(ev: Event) -> str:
 
 def resolve_jars(conn, events: list[Event]) -> dict[str, uuid.UUID]:
     """Sensor name -> honey jar (created on first sight, keyed by `jar_key` = honeypot:<sensor>)."""
-    out = {}
-    for sensor in sorted({e.sensor for e in events if e.honeyjar_id is None and e.sensor}):
+    sensors = sorted({e.sensor for e in events if e.honeyjar_id is None and e.sensor})
+    out = {r["sensor"]: r["id"] for r in conn.execute(
+        "SELECT id, config->>'sensor' AS sensor FROM honey_jars WHERE config->>'jar_key' = ANY(%s)",
+        ([f"honeypot:{s}" for s in sensors],))} if sensors else {}
+    for sensor in sensors:
+        if sensor in out:
+            continue
         row = conn.execute(
             """INSERT INTO honey_jars (name, type, description, config)
                VALUES (%s, 'private', %s, jsonb_build_object('jar_key', %s::text, 'kind', 'honeypot', 'sensor', %s::text))
@@ -479,23 +485,17 @@ def hour_log(conn, honeyjar_id: str, hour: datetime) -> bytes:
     return buf.getvalue()
 
 
-def ingest(clients: Clients, messages: Iterable[Message], cfg: IngestConfig | None = None, batch_size: int = 500,
-           on_batch: Callable[[list[Message], BatchResult], None] | None = None) -> BatchResult:
-    """Ingest messages in batches; `on_batch` runs after each batch's commit (acknowledge there)."""
+def ingest(clients: Clients, messages: Iterable[Message], cfg: IngestConfig | None = None,
+           batch_size: int = 500) -> BatchResult:
+    """Ingest messages in batches of `batch_size`, then the after-commit actions once."""
     total = BatchResult()
     batch: list[Message] = []
     for m in messages:
         batch.append(m)
         if len(batch) >= batch_size:
-            r = ingest_batch(clients, batch, cfg, finalize=False)
-            total.add(r)
-            if on_batch:
-                on_batch(batch, r)
+            total.add(ingest_batch(clients, batch, cfg, finalize=False))
             batch = []
     if batch:
-        r = ingest_batch(clients, batch, cfg, finalize=False)
-        total.add(r)
-        if on_batch:
-            on_batch(batch, r)
+        total.add(ingest_batch(clients, batch, cfg, finalize=False))
     after_commit(clients, total.hours)
     return total

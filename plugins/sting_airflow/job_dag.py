@@ -34,15 +34,13 @@ def _step_task(job_name: str, step: Step):
         from sting_airflow.audit import try_number
         from sting_airflow.hooks import airflow_clients
 
-        clients = airflow_clients()
-        try:
-            counts = run_it(load_job(job_name), step.name, run, clients, try_number(context))
-        except Exception as e:
-            if getattr(e, "permanent", False):  # no retry can help: fail now, with the step's message
-                raise AirflowFailException(f"{step.name}: {e}") from None
-            raise
-        finally:
-            clients.close()
+        with airflow_clients() as clients:
+            try:
+                counts = run_it(load_job(job_name), step.name, run, clients, try_number(context))
+            except Exception as e:
+                if getattr(e, "permanent", False):  # no retry can help: fail now, with the step's message
+                    raise AirflowFailException(f"{step.name}: {e}") from None
+                raise
         w = run["interval"]
         print(f"{job_name}.{step.name} [{w['start']}, {w['end']}): {counts}")
         return counts
@@ -83,9 +81,11 @@ def build_job_dag(job: Job) -> DAG:
 
             dr = context["dag_run"]
             try:
-                run = begin_run(job, airflow_clients(), run_key=context["run_id"], params=dict(context["params"]),
-                                conf=dict(getattr(dr, "conf", None) or {}), logical_date=getattr(dr, "logical_date", None),
-                                run_after=getattr(dr, "run_after", None), dag_id=job.name)
+                with airflow_clients() as clients:
+                    run = begin_run(job, clients, run_key=context["run_id"], params=dict(context["params"]),
+                                    conf=dict(getattr(dr, "conf", None) or {}),
+                                    logical_date=getattr(dr, "logical_date", None),
+                                    run_after=getattr(dr, "run_after", None), dag_id=job.name)
             except ValueError as e:  # unknown parameter, bad or empty interval
                 raise AirflowFailException(str(e)) from None
             print(f"{job.name}: interval [{run['interval']['start']}, {run['interval']['end']}), params {run['params']}")
@@ -105,14 +105,16 @@ def build_job_dag(job: Job) -> DAG:
             from include.jobs.runner import finish as finish_run
             from sting_airflow.hooks import airflow_clients
 
-            return finish_run(run, airflow_clients())
+            with airflow_clients() as clients:
+                return finish_run(run, clients)
 
         @task(trigger_rule="one_failed", retries=0)
         def finalize_on_failure(run: dict | None = None) -> None:
             from include.jobs.runner import fail
             from sting_airflow.hooks import airflow_clients
 
-            message = fail(run, airflow_clients())
+            with airflow_clients() as clients:
+                message = fail(run, clients)
             raise AirflowFailException(f"job '{job.name}' failed: {message or 'see the failed step'}")
 
         done = finish(run)
