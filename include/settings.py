@@ -51,10 +51,23 @@ class Settings:
     # Staging objects and incomplete uploads older than this are leftovers of killed runs (a run's
     # task times out after 2 hours, so nothing alive is that old).
     staging_max_age: timedelta = timedelta(hours=6)
+    # The application database's server: in the local stack a cluster the stack controls (WAL
+    # archived by pgBackRest), not the machine's shared server (which holds Airflow's metadata
+    # and the sample source databases).
+    app_pg_host: str = "127.0.0.1"
+    app_pg_port: int = 5433
+    backup_bucket: str = "sting-backups"
+    pgbackrest_config: Path | None = None
+    pgbackrest_stanza: str = "sting"
+    # pgBackRest speaks only HTTPS to S3: the local stack puts a TLS terminator before moto.
+    s3_tls_endpoint: str = "https://localhost:9443"
 
     @property
     def app_dsn(self) -> str:
-        return self.dsn(self.app_db)
+        return self.app_server_dsn(self.app_db)
+
+    def app_server_dsn(self, database: str) -> str:
+        return f"postgresql://{self.pg_user}@{self.app_pg_host}:{self.app_pg_port}/{database}"
 
     def dsn(self, database: str) -> str:
         return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
@@ -87,4 +100,11 @@ def get_settings() -> Settings:
         taxii_url=_env("STING_TAXII_URL", "http://127.0.0.1:6100"),
         feed_server_url=_env("STING_FEED_SERVER_URL", "http://127.0.0.1:8766"),
         staging_max_age=timedelta(seconds=float(_env("STING_STAGING_MAX_AGE_SECONDS", "21600"))),
+        app_pg_host=_env("STING_APP_PG_HOST", _env("STING_PG_HOST", "127.0.0.1")),
+        app_pg_port=int(_env("STING_APP_PG_PORT", "5433")),
+        backup_bucket=_env("STING_BACKUP_BUCKET", "sting-backups"),
+        pgbackrest_config=Path(_env("STING_PGBACKREST_CONFIG",
+                                    str(Path(_env("STING_STACK_DIR", str(REPO_ROOT / ".stack"))) / "pgbackrest" / "pgbackrest.conf"))),
+        pgbackrest_stanza=_env("STING_PGBACKREST_STANZA", "sting"),
+        s3_tls_endpoint=_env("STING_S3_TLS_ENDPOINT", "https://localhost:9443"),
     )

@@ -323,6 +323,187 @@ def ensure_mysql() -> str:
     return f"started MariaDB ({binary}) at {host}:{port}, data in {data}"
 
 
+# ---------------------------------------------------------------- the application cluster
+# The application database runs on a cluster this stack controls (.stack/appdb, port 5433) with
+# WAL archived by pgBackRest into the S3 endpoint: the machine's shared PostgreSQL (Airflow's
+# metadata, the sample sources) cannot be reconfigured for every checkout. pgBackRest talks to S3
+# over HTTPS only, so a TLS terminator (Debian's stunnel4, certificate made here) fronts moto.
+TLS_DIR = STACK / "tls"
+APPDB_DIR = STACK / "appdb"
+# WAL segments are pushed at least this often (seconds) even when idle: the critical tier's RPO
+# bound is this plus one push (the seed's objective is 15 minutes).
+ARCHIVE_TIMEOUT = 60
+
+
+def _apt_install(binary: str, package: str) -> bool:
+    if shutil.which(binary):
+        return True
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True)
+    if not shutil.which(binary):
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True)
+    return shutil.which(binary) is not None
+
+
+def _tls_cert() -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1 (its own CA: pgBackRest verifies it)."""
+    crt, key = TLS_DIR / "s3.crt", TLS_DIR / "s3.key"
+    if crt.exists() and key.exists():
+        return crt, key
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    pkey = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pkey.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(pkey, hashes.SHA256()))
+    key.write_bytes(pkey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    key.chmod(0o600)
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    crt.chmod(0o644)
+    return crt, key
+
+
+def ensure_s3_tls() -> str:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(S.s3_tls_endpoint)
+    port = u.port or 443
+    if _port_open("127.0.0.1", port):
+        return f"reusing the S3 TLS endpoint at {S.s3_tls_endpoint}"
+    if not _apt_install("stunnel4", "stunnel4"):
+        return "S3 TLS endpoint: stunnel4 missing and not installable: PostgreSQL backups cannot reach S3"
+    crt, key = _tls_cert()
+    s3host, s3port = _hostport(S.s3_endpoint)
+    conf = TLS_DIR / "stunnel.conf"
+    conf.write_text(f"foreground = yes\npid =\nsyslog = no\ndebug = 4\n[s3]\naccept = 127.0.0.1:{port}\n"
+                    f"connect = {s3host}:{s3port}\ncert = {crt}\nkey = {key}\n")
+    _start("s3-tls", [shutil.which("stunnel4"), str(conf)])
+    _wait("s3 tls (stunnel)", lambda: _port_open("127.0.0.1", port), 20, "s3-tls")
+    return f"started the S3 TLS endpoint (stunnel4) at {S.s3_tls_endpoint} -> {S.s3_endpoint}"
+
+
+def app_cluster():
+    from include.lifecycle.pgcluster import PgCluster
+
+    return PgCluster(APPDB_DIR / "data", S.app_pg_port, host=S.app_pg_host)
+
+
+def pgbackrest():
+    from include.lifecycle.pgcluster import PgBackRest
+
+    return PgBackRest(S.pgbackrest_config, S.pgbackrest_stanza)
+
+
+def write_pgbackrest_config() -> Path:
+    from urllib.parse import urlsplit
+
+    from include.lifecycle.pgcluster import chown_tree, os_user
+
+    cl = app_cluster()
+    d = S.pgbackrest_config.parent
+    for sub in ("log", "lock", "spool"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    u = urlsplit(S.s3_tls_endpoint)
+    crt, _ = _tls_cert()
+    S.pgbackrest_config.write_text("\n".join([
+        "[global]",
+        "repo1-type=s3",
+        f"repo1-s3-endpoint={u.hostname}",
+        f"repo1-storage-port={u.port or 443}",
+        f"repo1-s3-bucket={S.backup_bucket}",
+        f"repo1-s3-region={S.s3_region}",
+        f"repo1-s3-key={S.s3_access_key}",
+        f"repo1-s3-key-secret={S.s3_secret_key}",
+        "repo1-s3-uri-style=path",
+        f"repo1-storage-ca-file={crt}",
+        "repo1-path=/pgbackrest",
+        # the seed: 30 days. Time-based: every full backup needed to restore to any point of the
+        # last 30 days is kept (with the WAL between them).
+        "repo1-retention-full-type=time",
+        "repo1-retention-full=30",
+        "start-fast=y",
+        "compress-type=lz4",
+        "process-max=2",
+        f"log-path={d / 'log'}",
+        f"lock-path={d / 'lock'}",
+        f"spool-path={d / 'spool'}",
+        "log-level-console=info",
+        "log-level-file=detail",
+        "",
+        f"[{S.pgbackrest_stanza}]",
+        f"pg1-path={cl.datadir}",
+        f"pg1-port={cl.port}",
+        f"pg1-socket-path={cl.sockdir}",
+        "pg1-user=postgres",
+        "",
+    ]))
+    S.pgbackrest_config.chmod(0o600)
+    chown_tree(d, os_user())
+    return S.pgbackrest_config
+
+
+def ensure_app_postgres() -> str:
+    """The application cluster: initdb once, archiving to pgBackRest when it is installed."""
+    cl = app_cluster()
+    if _port_open(cl.host, cl.port) and not (cl.initialized() and cl.running()):
+        # another checkout's cluster: its archive goes to its own pgBackRest configuration
+        raise RuntimeError(f"port {cl.port} is taken by a PostgreSQL this stack did not start; stop it "
+                           "(make stack-down in its checkout) or set STING_APP_PG_PORT to another port")
+    has_pgbr = _apt_install("pgbackrest", "pgbackrest")
+    created = False
+    if not cl.initialized():
+        cl.initdb()
+        created = True
+    conf = write_pgbackrest_config()
+    settings = {"listen_addresses": cl.host, "port": str(cl.port), "max_connections": "200",
+                "shared_buffers": "256MB", "wal_level": "replica", "max_wal_senders": "3",
+                "log_timezone": "UTC", "timezone": "UTC"}
+    if has_pgbr:
+        settings.update({"archive_mode": "on", "archive_timeout": str(ARCHIVE_TIMEOUT),
+                         "archive_command": f"pgbackrest --config={conf} --stanza={S.pgbackrest_stanza} archive-push %p"})
+    cl.write_conf(settings)
+    if cl.running():
+        if _port_open(cl.host, cl.port):
+            return f"reusing the application PostgreSQL at {cl.host}:{cl.port} (data {cl.datadir})"
+    cl.start()
+    cl.wait_ready(60)
+    PIDS.mkdir(parents=True, exist_ok=True)
+    (PIDS / "appdb.managed").write_text(str(cl.datadir))
+    archiving = "WAL archived by pgBackRest" if has_pgbr else "NO archiving: pgbackrest is not installable here"
+    return (f"{'initialised and ' if created else ''}started the application PostgreSQL at {cl.host}:{cl.port} "
+            f"(data {cl.datadir}; {archiving})")
+
+
+def ensure_backup_stanza() -> str:
+    """pgBackRest's stanza in the S3 repository (created again when the in-memory S3 lost it)."""
+    import shutil as _sh
+
+    if not _sh.which("pgbackrest") or not app_cluster().initialized():
+        return "pgBackRest: not installed, no PostgreSQL backups"
+    br = pgbackrest()
+    br.cmd("stanza-create", timeout=300)
+    br.cmd("check", timeout=300)
+    n = len(br.backups())
+    return f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, {n} backup(s)"
+
+
 # ---------------------------------------------------------------- seeding
 def seed() -> list[str]:
     from include import storage, vault
@@ -330,9 +511,10 @@ def seed() -> list[str]:
     from include.devstack.sample_data import READER_ROLE, reader_password_rotate, seed_sample_source
 
     out = []
-    for db in (S.app_db, S.airflow_db):
-        if ensure_database(db):
-            out.append(f"created database {db}")
+    if ensure_database(S.app_db, S.app_server_dsn("postgres")):
+        out.append(f"created database {S.app_db} on the application cluster")
+    if ensure_database(S.airflow_db):
+        out.append(f"created database {S.airflow_db}")
     applied = migrate(S.app_dsn)
     out.append(f"migrations applied: {applied or 'none pending'}")
     from include.db import connect
@@ -378,9 +560,10 @@ def seed() -> list[str]:
     vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
     out.append("vault seeded: honey_combs/<comb>/credentials, threat_feeds/<feed>/credentials, sting/scrubbing, "
                "sting/tokenization, airflow/connections/sting_db")
-    for b in (*SEED_BUCKETS, S.comb_output_bucket):
+    for b in (*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket):
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
-    out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket))}")
+    out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket))}")
+    out.append(ensure_backup_stanza())
     out.append(register_combs())
     from include.honeycomb.templates import seed_system_templates
 
@@ -533,8 +716,8 @@ def _sh(v: str) -> str:
 def up(with_airflow: bool = True) -> None:
     t0 = time.time()
     STACK.mkdir(parents=True, exist_ok=True)
-    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_chroma, ensure_nats, ensure_mysql,
-                 ensure_sample_api, ensure_taxii, ensure_feed_server):
+    for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_s3_tls, ensure_app_postgres,
+                 ensure_chroma, ensure_nats, ensure_mysql, ensure_sample_api, ensure_taxii, ensure_feed_server):
         say(step())
     for line in seed():
         say(line)
@@ -547,7 +730,13 @@ def up(with_airflow: bool = True) -> None:
 def down() -> None:
     for c in reversed(AIRFLOW_COMPONENTS):
         _stop(f"airflow-{c}")
-    for name in ("feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma", "s3", "vault", "redis"):
+    for name in ("feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma"):
+        _stop(name)
+    if (PIDS / "appdb.managed").exists():
+        app_cluster().stop()
+        (PIDS / "appdb.managed").unlink()
+        say("stopped the application PostgreSQL")
+    for name in ("s3-tls", "s3", "vault", "redis"):
         _stop(name)
     managed = PIDS / "postgres.managed"
     if managed.exists():
@@ -569,6 +758,7 @@ def _hostport(url: str) -> tuple[str, int]:
 def status() -> int:
     rows = [
         ("postgres", _port_open(S.pg_host, S.pg_port), f"{S.pg_host}:{S.pg_port}"),
+        ("app-pg", _port_open(S.app_pg_host, S.app_pg_port), f"{S.app_pg_host}:{S.app_pg_port}"),
         ("redis", _port_open(*_hostport(S.redis_url)), S.redis_url),
         ("vault", _http_ok(S.vault_addr + "/v1/sys/health"), S.vault_addr),
         ("s3", _port_open(*_hostport(S.s3_endpoint)), S.s3_endpoint),
