@@ -57,6 +57,7 @@ class Settings:
     app_pg_host: str = "127.0.0.1"
     app_pg_port: int = 5433
     backup_bucket: str = "sting-backups"
+    archive_bucket: str = "sting-archive"  # retention's cold tier (events, vectors)
     pgbackrest_config: Path | None = None
     pgbackrest_stanza: str = "sting"
     # pgBackRest speaks only HTTPS to S3: the local stack puts a TLS terminator before moto.

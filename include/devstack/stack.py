@@ -560,9 +560,10 @@ def seed() -> list[str]:
     vault.write_secret("airflow/connections/sting_db", {"conn_uri": S.app_dsn.replace("postgresql://", "postgres://")})
     out.append("vault seeded: honey_combs/<comb>/credentials, threat_feeds/<feed>/credentials, sting/scrubbing, "
                "sting/tokenization, airflow/connections/sting_db")
-    for b in (*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket):
+    buckets = (*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket, S.archive_bucket)
+    for b in buckets:
         storage.ensure_bucket(b, versioned=(b == "ai-models"))
-    out.append(f"buckets: {', '.join((*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket))}")
+    out.append(f"buckets: {', '.join(buckets)}")
     out.append(ensure_backup_stanza())
     out.append(register_combs())
     from include.honeycomb.templates import seed_system_templates

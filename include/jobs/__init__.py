@@ -7,6 +7,9 @@ JOB_MODULES = {
     "event_ingestion": "include.jobs.event_ingestion",
     "hourly_aggregation": "include.jobs.hourly_aggregation",
     "daily_intelligence": "include.jobs.daily_intelligence",
+    "retention_sweep": "include.jobs.retention_sweep",
+    "backup": "include.jobs.backup",
+    "restore_drill": "include.jobs.restore_drill",
 }
 
 

@@ -69,7 +69,7 @@ def chown_tree(path: Path, user: str | None) -> None:
         return
     pw = pwd.getpwnam(user)
     os.chown(path, pw.pw_uid, pw.pw_gid)
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chown(root, pw.pw_uid, pw.pw_gid)
         for f in files:
             os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
