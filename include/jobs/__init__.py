@@ -8,7 +8,10 @@ JOB_MODULES = {
     "hourly_aggregation": "include.jobs.hourly_aggregation",
     "daily_intelligence": "include.jobs.daily_intelligence",
     "retention_sweep": "include.jobs.retention_sweep",
-    "backup": "include.jobs.backup",
+    "backup_postgres": "include.jobs.backup_postgres",
+    "backup_chroma": "include.jobs.backup_chroma",
+    "backup_redis": "include.jobs.backup_redis",
+    "backup_object_storage": "include.jobs.backup_object_storage",
     "restore_drill": "include.jobs.restore_drill",
 }
 

@@ -109,9 +109,17 @@ class PgCluster:
         run_as([self._bin("initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
                 "--encoding=UTF8", "--locale=C.UTF-8", "--data-checksums"], self.user, timeout=120)
 
-    def write_conf(self, settings: dict[str, str]) -> None:
-        """Settings in postgresql.auto.conf's neighbour `sting.conf`, included once."""
+    def write_conf(self, settings: dict[str, str], merge: bool = False) -> None:
+        """Settings in `sting.conf` (included once from postgresql.conf); `merge` keeps the settings
+        already there that `settings` does not name (a restored cluster keeps its primary's)."""
         conf = self.datadir / "sting.conf"
+        if merge and conf.exists():
+            old = {}
+            for line in conf.read_text().splitlines():
+                if "=" in line and not line.lstrip().startswith("#"):
+                    k, v = line.split("=", 1)
+                    old[k.strip()] = v.strip().strip("'").replace("''", "'")
+            settings = {**old, **settings}
         conf.write_text("".join(f"{k} = {_quote(v)}\n" for k, v in settings.items()))
         main = self.datadir / "postgresql.conf"
         text = main.read_text()
