@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy bench-events \
-	comb-templates comb-from-template corpus search lint airflow
+.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy bench-events bench-lifecycle \
+	comb-templates comb-from-template corpus search lint airflow restore
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt constraints.txt requirements-models.txt
@@ -37,12 +37,16 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-combs bench-documents bench-privacy eval-privacy bench-events
+bench: bench-combs bench-documents bench-privacy eval-privacy bench-events bench-lifecycle
 
 # Events through validate + enrich + score + store against a bare COPY; publish -> row latency
 # through the scheduled DAG (EVENT_BENCH_ARGS=--no-airflow to skip it).
 bench-events: stack-up
 	$(PY) bench/events.py $(EVENT_BENCH_ARGS)
+
+# Retention (archive -> verify -> drop vs bare COPY + DROP), pgBackRest vs pg_basebackup, drills' RTO/RPO.
+bench-lifecycle: stack-up
+	$(PY) bench/lifecycle.py $(LIFECYCLE_BENCH_ARGS)
 
 bench-combs: stack-up
 	$(PY) bench/comb_throughput.py $(COMB_BENCH_ARGS)
@@ -78,6 +82,12 @@ search: venv
 
 lint: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
+
+# Disaster recovery: the local stack's application PostgreSQL restored to a point in time
+# (pgBackRest: newest backup before AT + archived WAL up to AT). make restore AT="2026-11-25 19:40:00+00:00"
+restore: venv
+	@test -n "$(AT)" || { echo 'make restore AT="<time with zone>"'; exit 2; }
+	$(PY) -m include.devstack.stack restore "$(AT)"
 
 # make airflow ARGS="backfill create --dag-id ... --from-date ... --to-date ..."
 airflow: venv

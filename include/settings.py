@@ -104,6 +104,7 @@ def get_settings() -> Settings:
         app_pg_host=_env("STING_APP_PG_HOST", _env("STING_PG_HOST", "127.0.0.1")),
         app_pg_port=int(_env("STING_APP_PG_PORT", "5433")),
         backup_bucket=_env("STING_BACKUP_BUCKET", "sting-backups"),
+        archive_bucket=_env("STING_ARCHIVE_BUCKET", "sting-archive"),
         pgbackrest_config=Path(_env("STING_PGBACKREST_CONFIG",
                                     str(Path(_env("STING_STACK_DIR", str(REPO_ROOT / ".stack"))) / "pgbackrest" / "pgbackrest.conf"))),
         pgbackrest_stanza=_env("STING_PGBACKREST_STANZA", "sting"),

@@ -23,6 +23,9 @@ SETTING_ENV = {
     "s3_endpoint": "STING_S3_ENDPOINT", "s3_access_key": "AWS_ACCESS_KEY_ID", "s3_secret_key": "AWS_SECRET_ACCESS_KEY",
     "s3_region": "AWS_DEFAULT_REGION", "comb_output_bucket": "STING_COMB_OUTPUT_BUCKET", "redis_url": "STING_REDIS_URL",
     "chroma_host": "STING_CHROMA_HOST", "chroma_port": "STING_CHROMA_PORT", "airflow_url": "STING_AIRFLOW_URL",
+    "app_pg_host": "STING_APP_PG_HOST", "app_pg_port": "STING_APP_PG_PORT", "backup_bucket": "STING_BACKUP_BUCKET",
+    "archive_bucket": "STING_ARCHIVE_BUCKET", "pgbackrest_config": "STING_PGBACKREST_CONFIG",
+    "pgbackrest_stanza": "STING_PGBACKREST_STANZA", "s3_tls_endpoint": "STING_S3_TLS_ENDPOINT",
 }
 # Used by the local stack and the tests only (sample sources); production combs name their own hosts.
 LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url",
@@ -72,11 +75,26 @@ def test_every_airflow_service_has_the_environment_the_code_reads():
             assert host in SERVICES, (name, var, host)
 
 
+def test_application_database_archives_wal_with_pgbackrest():
+    pg = SERVICES["postgres"]
+    cmd = " ".join(pg["command"])
+    assert "archive_mode=on" in cmd and "pgbackrest --stanza=sting archive-push %p" in cmd and "wal_level=replica" in cmd
+    assert "pgbackrest" in (REPO / pg["build"] / "Dockerfile").read_text()
+    assert any("pgbackrest.conf" in v for v in pg["volumes"])
+    for conf in ("pgbackrest.conf", "pgbackrest-worker.conf"):
+        text = (REPO / "deploy/pgbackrest" / conf).read_text()
+        assert "repo1-type=s3" in text and "repo1-retention-full=30" in text
+        assert "key-secret=" not in text.replace("PGBACKREST_REPO1_S3_KEY_SECRET", ""), "the S3 secret comes from the environment"
+    env = SERVICES["airflow-worker"]["environment"]
+    assert env["STING_PGBACKREST_CONFIG"].endswith("pgbackrest-worker.conf")
+    assert "s3-tls" in SERVICES and env["STING_S3_TLS_ENDPOINT"].startswith("https://s3-tls:")
+
+
 def test_buckets_of_the_seed_are_created():
     script = " ".join(SERVICES["minio-buckets"]["command"])
-    for b in (*SEED_BUCKETS, "sting-comb-outputs"):
+    for b in (*SEED_BUCKETS, "sting-comb-outputs", "sting-backups", "sting-archive"):
         assert b in script
-    assert "version enable sting/ai-models" in script
+    assert "for b in ai-models threat-intel user-files sting-archive; do mc version enable sting/$$b" in script
 
 
 def test_dockerfile_ships_the_project():

@@ -253,3 +253,37 @@ def test_policies_are_configuration_with_seed_defaults():
         r.load_policies(overrides={"events": {"warm": 60}})
     with pytest.raises(ValueError, match="unknown retention policy 'evnts'"):
         r.load_policies(overrides={"evnts": {}})
+
+
+def test_idle_jar_vectors_archived_removed_from_chroma_and_restored(clients):
+    from include.documents import vectorstore
+
+    coll = vectorstore.collection()
+    with clients.db() as conn:
+        jar = _jar(conn)
+        conn.execute("UPDATE honey_jars SET created_at = NOW() - interval '40 days', last_accessed = NOW() - interval '35 days' "
+                     "WHERE id = %s", (jar,))
+    ids = [f"test-ret-{jar}-{i}" for i in range(12)]
+    embs = [[float((i + j) % 13) / 13 for j in range(384)] for i in range(12)]
+    vectorstore.upsert(coll, ids, embs, [f"c{i}" for i in range(12)], [{"honey_jar_id": jar, "document_id": jar} for _ in ids])
+    pol = r.load_policies()
+    # "as of" 31 days after the jar's last use: jars made by other tests (now) are still current then
+    at = datetime.now(UTC) - timedelta(days=35) + timedelta(days=31)
+    try:
+        dry = {a.tier: a for a in r.sweep_embeddings(clients, pol, at, True, 100, 2000)}
+        assert dry["current"].rows >= 12
+        real = {a.tier: a for a in r.sweep_embeddings(clients, pol, at, False, 100, 2000)}
+        assert real["current"].rows == dry["current"].rows
+        assert vectorstore.ids_where(coll, {"honey_jar_id": jar}) == []
+        with clients.db() as conn:
+            rec = conn.execute("SELECT * FROM embedding_archives WHERE honeyjar_id = %s", (jar,)).fetchone()
+        assert rec["vectors"] == 12
+        assert r.sweep_embeddings(clients, pol, at, False, 100, 2000)[0].rows == 0, "second run: nothing"
+        out = r.restore_jar_vectors(clients, jar)
+        assert out["vectors"] == 12
+        got = coll.get(ids=ids, include=["embeddings"])
+        assert sorted(got["ids"]) == sorted(ids)
+        with clients.db() as conn:
+            assert conn.execute("SELECT vectors_archived_at FROM honey_jars WHERE id = %s", (jar,)).fetchone()["vectors_archived_at"] is None
+    finally:
+        vectorstore.delete_ids(coll, ids)

@@ -504,6 +504,40 @@ def ensure_backup_stanza() -> str:
     return f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, {n} backup(s)"
 
 
+def restore_app_postgres(at: str) -> str:
+    """Disaster recovery of the local stack's application database to a point in time: the
+    cluster is stopped, its data directory kept aside, pgBackRest restores the newest backup
+    before `at` and replays the archived WAL up to `at`, the cluster promotes on a new timeline
+    and archiving goes on from there."""
+    from datetime import datetime
+
+    from include.lifecycle.pgcluster import chown_tree
+
+    target = datetime.fromisoformat(at)
+    if target.tzinfo is None:
+        raise SystemExit(f"restore: give the time with its zone, e.g. '{at}+00:00'")
+    cl, br = app_cluster(), pgbackrest()
+    labels = [b["label"] for b in br.backups() if b["timestamp"]["stop"] < target.timestamp()]
+    if not labels:
+        raise SystemExit(f"restore: no backup finished before {target.isoformat()} (make backups first)")
+    if cl.running():  # a restore point needs the WAL up to it archived: push the current segment
+        import psycopg
+
+        with psycopg.connect(S.app_server_dsn("postgres"), autocommit=True) as c:
+            c.execute("SELECT pg_switch_wal()")
+            time.sleep(ARCHIVE_TIMEOUT / 20)
+        cl.stop()
+    aside = cl.datadir.with_name(f"data.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+    cl.datadir.rename(aside)
+    t0 = time.time()
+    br.restore(cl.datadir, target_time=target.isoformat(sep=" "))
+    chown_tree(cl.datadir, cl.user)
+    cl.start()
+    cl.wait_ready(600)
+    return (f"restored the application PostgreSQL to {target.isoformat()} from backup {labels[-1]} in "
+            f"{time.time() - t0:.1f}s; the previous data directory is kept at {aside} (delete it when satisfied)")
+
+
 # ---------------------------------------------------------------- seeding
 def seed() -> list[str]:
     from include import storage, vault
@@ -791,6 +825,11 @@ def main(argv: list[str]) -> int:
         with connect() as conn:
             say(f"scrubbing profiles: {', '.join(seed_profiles(conn))}")
         say(register_combs())
+    elif cmd == "restore":  # make restore AT="2026-11-25 19:40:00+00:00"
+        if len(argv) < 2:
+            print("usage: stack restore '<time with zone>'")
+            return 2
+        say(restore_app_postgres(argv[1]))
     elif cmd == "env":
         print(write_env_file())
     elif cmd == "exec":

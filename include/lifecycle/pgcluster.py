@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+# (a scratch cluster needs the major version of the backup: the first that holds it is used)
 
 
 class ClusterError(RuntimeError):
