@@ -287,3 +287,42 @@ def test_idle_jar_vectors_archived_removed_from_chroma_and_restored(clients):
             assert conn.execute("SELECT vectors_archived_at FROM honey_jars WHERE id = %s", (jar,)).fetchone()["vectors_archived_at"] is None
     finally:
         vectorstore.delete_ids(coll, ids)
+
+
+def test_sweep_never_waits_long_behind_ingestion_and_finishes_next_run(clients):
+    """An open ingestion transaction on `events` (a lock the detach needs): the sweep gives up
+    after its lock timeout, naming the step; ingestion commits normally; the next sweep drops the
+    month from the archive it had already written and verified."""
+    import psycopg
+
+    from include.settings import get_settings
+
+    month = _old_month()
+    now = month + timedelta(days=150)
+    with clients.db() as conn:
+        jar = _jar(conn)
+        _events(conn, jar, month, 20)
+    ingest = psycopg.connect(get_settings().app_dsn)
+    try:
+        ingest.execute("INSERT INTO events (honeyjar_id, event_type, created_at) VALUES (%s, 'live', NOW())", (jar,))
+        with pytest.raises(r.SweepError, match="lock not granted within 300 ms"):
+            r.sweep_events(clients, r.load_policies(), now, False, 50, 300)
+        ingest.commit()  # ingestion was never blocked by the sweep
+    finally:
+        ingest.close()
+    with clients.db() as conn:
+        assert _count(conn, month) == 20, "nothing removed while the lock was refused"
+        assert conn.execute("SELECT count(*) AS n FROM events WHERE honeyjar_id = %s AND event_type = 'live'",
+                            (jar,)).fetchone()["n"] == 1
+    again = _sweep(clients, now, False)
+    assert again[("warm", "archive")].rows == 0, "the archive written before is reused, not written twice"
+    assert again[("warm", "delete")].rows == 20
+    with clients.db() as conn:
+        assert _count(conn, month) == 0
+
+
+def test_airflow_metadata_clean_fails_loudly(clients):
+    """`airflow db clean` runs with --error-on-cleanup-failure (a dry run here: the metadata
+    database is shared by every checkout)."""
+    act = r.clean_airflow_metadata(datetime.now(UTC) - timedelta(days=30), dry_run=True)
+    assert act.detail["exit"] == 0
