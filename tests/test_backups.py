@@ -68,16 +68,20 @@ def test_point_in_time_restore_holds_exactly_the_rows_committed_before_the_targe
 
 
 def test_a_damaged_postgres_backup_fails_its_drill(clients, pg_backup, workdir):
-    """One data file of the newest backup overwritten in the repository: the restore detects it."""
+    """Bytes in the middle of the newest backup's largest data object (a bundle of data files)
+    flipped in the repository: the restore detects it."""
     s3 = clients.s3
     label = backup.backup_postgres(clients, pgbackrest(), "full", S.backup_bucket, "test-to-damage")["label"]
-    prefix = f"pgbackrest/backup/{S.pgbackrest_stanza}/{label}/pg_data/"
+    prefix = f"pgbackrest/backup/{S.pgbackrest_stanza}/{label}/"
     objs = [o for p in s3.get_paginator("list_objects_v2").paginate(Bucket=S.backup_bucket, Prefix=prefix)
-            for o in p.get("Contents", [])]
+            for o in p.get("Contents", []) if "/bundle/" in o["Key"] or "/pg_data/" in o["Key"]]
     victim = max(objs, key=lambda o: o["Size"])
     original = s3.get_object(Bucket=S.backup_bucket, Key=victim["Key"])["Body"].read()
     try:
-        s3.put_object(Bucket=S.backup_bucket, Key=victim["Key"], Body=b"\x00garbage" * 64)
+        damaged = bytearray(original)
+        mid = len(damaged) // 2
+        damaged[mid:mid + 64] = bytes(b ^ 0xFF for b in damaged[mid:mid + 64])
+        s3.put_object(Bucket=S.backup_bucket, Key=victim["Key"], Body=bytes(damaged))
         d = drills.drill_postgres(clients, pgbackrest(), S.app_dsn, workdir, f"test-damaged-{uuid.uuid4().hex[:6]}")
         out = drills.record(clients, d)
         assert out["status"] == "failed"

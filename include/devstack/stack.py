@@ -439,6 +439,9 @@ def write_pgbackrest_config() -> Path:
         "repo1-retention-full-type=time",
         "repo1-retention-full=30",
         "start-fast=y",
+        # small files bundled into few objects: a cluster is ~1,600 files, one S3 request each
+        # otherwise (measured: a full backup of 37 MB took 17 s against moto, see README)
+        "repo1-bundle=y",
         "compress-type=lz4",
         "process-max=2",
         f"log-path={d / 'log'}",

@@ -124,6 +124,9 @@ def mark_target(app_dsn: str, drill: str, archive_wait: float = 180) -> dict:
     from psycopg.rows import dict_row
 
     with psycopg.connect(app_dsn, autocommit=True, row_factory=dict_row) as c:
+        # the exposure right now: how long ago a WAL segment last reached the repository
+        lag = c.execute("SELECT extract(epoch FROM clock_timestamp() - last_archived_time) AS s FROM pg_stat_archiver"
+                        ).fetchone()["s"]
         before = c.execute("INSERT INTO restore_markers (drill) VALUES (%s) RETURNING id, written_at",
                            (f"{drill}:before",)).fetchone()
         with c.transaction():
@@ -143,7 +146,8 @@ def mark_target(app_dsn: str, drill: str, archive_wait: float = 180) -> dict:
                 raise DrillFailed(f"WAL {wal} not archived after {archive_wait:.0f}s (last failed: "
                                   f"{st['last_failed_wal']} at {st['last_failed_time']}): is archiving on?")
             time.sleep(0.3)
-    return {"target": target, "before": before, "after": after, "reference": reference, "wal": wal}
+    return {"target": target, "before": before, "after": after, "reference": reference, "wal": wal,
+            "archive_lag_seconds": None if lag is None else float(lag)}
 
 
 def drill_postgres(clients, br, app_dsn: str, workdir: Path, run_id: str | None = None,
@@ -198,6 +202,8 @@ def drill_postgres(clients, br, app_dsn: str, workdir: Path, run_id: str | None 
                 if got.get(t) != target["reference"][t]}
         d.checks["tables_match"] = {"ok": not diff, "tables": len(target["reference"]), **({"differ": diff} if diff else {})}
         d.rpo_seconds = (d.target_time - newest).total_seconds() if newest else None
+        # informational: the WAL archive's lag when the drill began (the RPO a crash then would have had)
+        d.checks["archive_lag_before_drill"] = {"ok": True, "seconds": target.get("archive_lag_seconds")}
     except DrillFailed as e:
         d.error = str(e)
     except Exception as e:

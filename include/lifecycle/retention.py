@@ -206,9 +206,14 @@ def _events_to_parquet(conn, lo: datetime, hi: datetime, batch_rows: int) -> tup
             fields.append(pa.field(name, pa.string()))
     schema = pa.schema(fields, metadata={b"sting.table": b"events",
                                          b"sting.range": f"{lo.isoformat()}/{hi.isoformat()}".encode()})
+    from psycopg.rows import tuple_row
+
+    names = [f.name for f in fields]
+    i_id, i_jar, i_at = names.index("id"), names.index("honeyjar_id"), names.index("created_at")
     buf = io.BytesIO()
     n, jars, pairs = 0, set(), []
-    with pq.ParquetWriter(buf, schema, compression="zstd") as w, conn.cursor(name="archive_events") as cur:
+    with pq.ParquetWriter(buf, schema, compression="zstd") as w, \
+            conn.cursor(name="archive_events", row_factory=tuple_row) as cur:
         cur.itersize = batch_rows
         cur.execute(f"SELECT {', '.join(select)} FROM events e WHERE e.created_at >= %s AND e.created_at < %s "
                     "AND NOT EXISTS (SELECT 1 FROM archived_ids a WHERE a.id = e.id AND a.created_at = e.created_at) "
@@ -217,9 +222,11 @@ def _events_to_parquet(conn, lo: datetime, hi: datetime, batch_rows: int) -> tup
             rows = cur.fetchmany(batch_rows)
             if not rows:
                 break
-            w.write_table(pa.Table.from_pylist(rows, schema=schema))
-            jars.update(r["honeyjar_id"] for r in rows)
-            pairs += [(r["id"], r["created_at"]) for r in rows]
+            cols = list(zip(*rows, strict=True))
+            w.write_table(pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, fields, strict=True)],
+                                               schema=schema))
+            jars.update(cols[i_jar])
+            pairs += zip(cols[i_id], cols[i_at], strict=True)
             n += len(rows)
     return buf.getvalue(), n, sorted(jars), row_checksum(pairs)
 
@@ -250,17 +257,19 @@ def verify_archive(s3, rec: dict):
     return table
 
 
-def _load_archived_ids(conn, s3, recs: list[dict]) -> int:
-    """The ids of a month's verified archives into the session's temp table `archived_ids`: only
-    rows found there are ever removed from PostgreSQL."""
+def _load_archived_ids(conn, s3, recs: list[dict], tables: list | None = None) -> int:
+    """The ids of a month's archives, each read back from S3 and verified (or, `tables`, already
+    verified), into the session's temp table `archived_ids`: only rows found there are ever
+    removed from PostgreSQL."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS archived_ids (id uuid, created_at timestamptz)")
     conn.execute("TRUNCATE archived_ids")
     n = 0
-    for rec in recs:
-        t = verify_archive(s3, rec)
+    for t in tables if tables is not None else (verify_archive(s3, rec) for rec in recs):
+        buf = io.StringIO()
+        for i, c in zip(t.column("id").to_pylist(), t.column("created_at").to_pylist(), strict=True):
+            buf.write(f"{i}\t{c.isoformat()}\n")
         with conn.cursor().copy("COPY archived_ids (id, created_at) FROM STDIN") as cp:
-            for i, c in zip(t.column("id").to_pylist(), t.column("created_at").to_pylist(), strict=True):
-                cp.write_row((i, c))
+            cp.write(buf.getvalue())
         n += t.num_rows
     conn.execute("ANALYZE archived_ids")
     return n
@@ -282,7 +291,8 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
         with clients.db() as conn:
             recs = conn.execute("SELECT * FROM event_archives WHERE range_start = %s AND deleted_at IS NULL "
                                 "ORDER BY archived_at", (lo,)).fetchall()
-            _load_archived_ids(conn, clients.s3, recs)
+            verified = [verify_archive(clients.s3, rec) for rec in recs]
+            _load_archived_ids(conn, clients.s3, recs, verified)
             q = {"lo": lo, "hi": hi, **held_params}
             c = conn.execute(
                 f"""SELECT count(*) AS n,
@@ -308,7 +318,9 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
             with batch(clients, lock_ms, f"events: creating partition {part}") as conn:
                 conn.execute("SELECT sting_ensure_event_partitions(%s, %s)", (lo.date(), lo.date()))
         if unarchived:
-            name = part if not recs else f"{part}~{len(recs)}"
+            with clients.db() as conn:  # every archive of the month ever written (deleted ones too)
+                seq = conn.execute("SELECT count(*) AS n FROM event_archives WHERE range_start = %s", (lo,)).fetchone()["n"]
+            name = part if not seq else f"{part}~{seq}"
             key = f"events/{lo:%Y}/{lo:%m}/{name}.parquet"
             with clients.db() as conn:
                 data, rows, jars, checksum = _events_to_parquet(conn, lo, hi, batch_size)
@@ -316,7 +328,7 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
             clients.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/vnd.apache.parquet",
                                   Metadata={"rows": str(rows), "sha256": sha})
             rec = {"partition_name": name, "bucket": bucket, "key": key, "rows": rows, "sha256": sha, "row_checksum": checksum}
-            verify_archive(clients.s3, rec)  # read back before anything is dropped
+            verified.append(verify_archive(clients.s3, rec))  # read back before anything is dropped
             archive.bytes += len(data)
             with clients.db() as conn:
                 conn.execute(
@@ -326,18 +338,19 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
                     (name, lo, hi, bucket, key, rows, len(data), sha, checksum, jars))
                 recs = conn.execute("SELECT * FROM event_archives WHERE range_start = %s AND deleted_at IS NULL "
                                     "ORDER BY archived_at", (lo,)).fetchall()
-        _remove_month(clients, recs, part, lo, hi, held, held_sql, held_params, batch_size, lock_ms)
+        with clients.db() as conn:  # the ids of every verified archive of the month, the new one included
+            _load_archived_ids(conn, clients.s3, recs, verified)
+        _remove_month(clients, part, lo, hi, held, held_sql, held_params, batch_size, lock_ms)
     out += [archive, drop]
     out.append(_delete_event_archives(clients, holds, del_cut, dry_run))
     return out
 
 
-def _remove_month(clients, recs, part, lo, hi, held, held_sql, held_params, batch_size, lock_ms) -> None:
-    """The month's archived rows out of PostgreSQL: the partition detached and dropped when nothing
-    in it is held (checked, under the detach's lock, to hold only archived rows), else the archived
-    rows not on hold deleted in batches (the partition stays with the held rows)."""
-    with clients.db() as conn:
-        _load_archived_ids(conn, clients.s3, recs)
+def _remove_month(clients, part, lo, hi, held, held_sql, held_params, batch_size, lock_ms) -> None:
+    """The month's archived rows (the session's `archived_ids`) out of PostgreSQL: the partition
+    detached and dropped when nothing in it is held (checked, under the detach's lock, to hold only
+    archived rows), else the archived rows not on hold deleted in batches (the partition stays
+    with the held rows)."""
     in_archive = ("EXISTS (SELECT 1 FROM archived_ids a WHERE a.id = {t}.id AND a.created_at = {t}.created_at)")
     e_held = re.sub(r"\b(created_at|honeyjar_id)\b", r"e.\1", held_sql)
     while True:  # alerts keep their row, the reference cleared (the FK's ON DELETE SET NULL)
@@ -410,7 +423,7 @@ def _trim_redis_hot(clients, cutoff: datetime, dry_run: bool) -> Action:
         if old and not dry_run:
             r.hdel(key, *old)
     if r.exists(EVENT_STREAM):
-        minid = int(cutoff.timestamp() * 1000)
+        minid = max(0, int(cutoff.timestamp() * 1000))  # stream ids are milliseconds since 1970
         for g in r.xinfo_groups(EVENT_STREAM):
             pend = r.xpending(EVENT_STREAM, g["name"])
             if pend and pend.get("pending") and pend.get("min"):
@@ -421,7 +434,7 @@ def _trim_redis_hot(clients, cutoff: datetime, dry_run: bool) -> Action:
             minid = min(minid, int(last.split("-")[0]) + 1)
         n = 0
         start = "-"
-        while True:  # count what XTRIM MINID removes, in pages
+        while minid > 0:  # count what XTRIM MINID removes, in pages
             page = r.xrange(EVENT_STREAM, min=start, max=f"({minid}-0", count=1000)
             n += len(page)
             if len(page) < 1000:
