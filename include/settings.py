@@ -51,9 +51,9 @@ class Settings:
     # Staging objects and incomplete uploads older than this are leftovers of killed runs (a run's
     # task times out after 2 hours, so nothing alive is that old).
     staging_max_age: timedelta = timedelta(hours=6)
-    # The application database's server: in the local stack a cluster the stack controls (WAL
-    # archived by pgBackRest), not the machine's shared server (which holds Airflow's metadata
-    # and the sample source databases).
+    # The application database's server (Airflow's metadata too): in the local stack a cluster the
+    # stack controls (WAL archived by pgBackRest), not the machine's shared server (which keeps the
+    # sample source databases).
     app_pg_host: str = "127.0.0.1"
     app_pg_port: int = 5433
     backup_bucket: str = "sting-backups"

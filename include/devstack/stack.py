@@ -324,9 +324,9 @@ def ensure_mysql() -> str:
 
 
 # ---------------------------------------------------------------- the application cluster
-# The application database runs on a cluster this stack controls (.stack/appdb, port 5433) with
-# WAL archived by pgBackRest into the S3 endpoint: the machine's shared PostgreSQL (Airflow's
-# metadata, the sample sources) cannot be reconfigured for every checkout. pgBackRest talks to S3
+# The application database (and Airflow's metadata) run on a cluster this stack controls
+# (.stack/appdb, port 5433) with WAL archived by pgBackRest into the S3 endpoint: the machine's
+# shared PostgreSQL (left with the sample source databases) cannot be reconfigured for every checkout. pgBackRest talks to S3
 # over HTTPS only, so a TLS terminator (Debian's stunnel4, certificate made here) fronts moto.
 TLS_DIR = STACK / "tls"
 APPDB_DIR = STACK / "appdb"
@@ -550,8 +550,10 @@ def seed() -> list[str]:
     out = []
     if ensure_database(S.app_db, S.app_server_dsn("postgres")):
         out.append(f"created database {S.app_db} on the application cluster")
-    if ensure_database(S.airflow_db):
-        out.append(f"created database {S.airflow_db}")
+    # Airflow's metadata lives next to the application database (as in docker-compose.yaml): a
+    # checkout's run history and its application rows come and go together
+    if ensure_database(S.airflow_db, S.app_server_dsn("postgres")):
+        out.append(f"created database {S.airflow_db} on the application cluster")
     applied = migrate(S.app_dsn)
     out.append(f"migrations applied: {applied or 'none pending'}")
     from include.db import connect
@@ -662,7 +664,7 @@ def airflow_env() -> dict:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{S.airflow_url}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{S.pg_user}@{S.pg_host}:{S.pg_port}/{S.airflow_db}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{S.pg_user}@{S.app_pg_host}:{S.app_pg_port}/{S.airflow_db}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
         "AIRFLOW__API__BASE_URL": S.airflow_url,

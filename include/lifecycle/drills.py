@@ -179,7 +179,9 @@ def drill_postgres(clients, br, app_dsn: str, workdir: Path, run_id: str | None 
             br.restore(datadir, target_time=d.target_time.isoformat(sep=" "))
         except Exception as e:
             raise DrillFailed(f"pgbackrest restore of backup {b['label']} failed: {str(e)[-900:]}") from e
-        scratch = PgCluster(datadir, free_port())
+        major = (datadir / "PG_VERSION").read_text().strip()
+        bins = Path(f"/usr/lib/postgresql/{major}/bin")
+        scratch = PgCluster(datadir, free_port(), **({"bin_dir": bins} if (bins / "postgres").exists() else {}))
         # the primary's settings (recovery needs max_connections etc. no lower), archiving off: a
         # scratch cluster never pushes WAL into the repository
         scratch.write_conf({"archive_mode": "off", "archive_command": "", "port": str(scratch.port),

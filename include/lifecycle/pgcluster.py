@@ -208,7 +208,9 @@ class PgBackRest:
         target_dir.mkdir(parents=True, exist_ok=True)
         target_dir.chmod(0o700)
         chown_tree(target_dir, self.user)
-        opts = [f"--pg1-path={target_dir}"]
+        # restoring runs here even when the configuration names a remote database host (a
+        # repository host drilling into a scratch directory): --reset-pg1-host
+        opts = [f"--pg1-path={target_dir}", "--reset-pg1-host"]
         if set_label:
             opts.append(f"--set={set_label}")
         if target_time:
