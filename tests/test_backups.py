@@ -182,3 +182,20 @@ def test_snapshots_expire_after_their_retention(clients):
     assert n >= 1
     with clients.db() as conn:
         assert conn.execute("SELECT status FROM backup_catalog WHERE id = %s", (snap["backup_id"],)).fetchone()["status"] == "expired"
+
+
+def test_backup_jobs_dry_run_change_nothing(clients):
+    from include.jobs import load_job
+    from include.jobs.runner import run_job
+
+    with clients.db() as conn:
+        before = conn.execute("SELECT count(*) AS n FROM backup_catalog").fetchone()["n"]
+    labels = [b["label"] for b in pgbackrest().backups()]
+    counts = {}
+    for job in ("backup_postgres", "backup_redis", "backup_chroma", "backup_object_storage"):
+        counts[job] = run_job(load_job(job), clients, run_key=f"dry-{uuid.uuid4().hex[:8]}", params={"dry_run": True})
+    assert counts["backup_postgres"]["backup"]["would_take"] in ("full", "incr")
+    assert counts["backup_redis"]["snapshot"]["dry_run"] and "objects_to_copy" in counts["backup_object_storage"]["replicate"]
+    with clients.db() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM backup_catalog").fetchone()["n"] == before
+    assert [b["label"] for b in pgbackrest().backups()] == labels

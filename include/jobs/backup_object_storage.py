@@ -13,7 +13,7 @@ def replicate(ctx: JobContext) -> dict:
     from include.lifecycle import backup as b
 
     buckets = tuple(ctx.params["buckets"] or b.VERSIONED_BUCKETS)
-    return b.replicate_buckets(ctx.clients, buckets, ctx.run_id)
+    return b.replicate_buckets(ctx.clients, buckets, ctx.run_id, dry_run=ctx.params["dry_run"])
 
 
 JOB = Job(
@@ -21,8 +21,11 @@ JOB = Job(
     schedule="15 * * * *",
     description="S3: versioning and cross-region replication (to <bucket>-replica) of the versioned buckets.",
     steps=(Step("replicate", replicate, "versioning on, replication rule set, missing objects copied"),),
-    params={"buckets": Param([], "array", "only these buckets; empty: ai-models, threat-intel, user-files, sting-archive",
-                             {"items": {"type": "string"}})},
+    params={
+        "buckets": Param([], "array", "only these buckets; empty: ai-models, threat-intel, user-files, sting-archive",
+                         {"items": {"type": "string"}}),
+        "dry_run": Param(False, "boolean", "report what the replicas lack; copy nothing"),
+    },
     default_span=timedelta(hours=1),
     retries=1,
     tags=("lifecycle", "backup"),

@@ -22,6 +22,12 @@ def backup(ctx: JobContext) -> dict:
     kind = ctx.params["backup_type"]
     if kind == "auto":
         kind = b.scheduled_pg_type(ctx.interval.end)
+    if ctx.params["dry_run"]:
+        with ctx.clients.db() as conn:
+            size = conn.execute("SELECT sum(pg_database_size(datname))::bigint AS b FROM pg_database").fetchone()["b"]
+        backups = pgbackrest().backups()
+        return {"dry_run": True, "would_take": kind, "cluster_bytes": int(size), "backups_in_repository": len(backups),
+                "newest": backups[-1]["label"] if backups else None}
     return b.backup_postgres(ctx.clients, pgbackrest(), kind, get_settings().backup_bucket, ctx.run_id)
 
 
@@ -43,6 +49,7 @@ JOB = Job(
     params={
         "backup_type": Param("auto", "string", "auto: full at 02:00, incremental otherwise",
                              {"enum": ["auto", "full", "diff", "incr"]}),
+        "dry_run": Param(False, "boolean", "report what the run would back up and expire; change nothing"),
     },
     default_span=timedelta(hours=6),
     retries=1,

@@ -195,11 +195,14 @@ def snapshot_redis(clients, redis_host: str, redis_port: int, bucket: str, run_i
     return {"backup_id": bid, "label": label, "keys": keys, "bytes": len(data)}
 
 
-def expire_snapshots(clients, kind: str, bucket: str, keep: timedelta, now: datetime) -> int:
-    """Snapshots (chroma, redis) older than their retention: objects deleted, catalog marked."""
+def expire_snapshots(clients, kind: str, bucket: str, keep: timedelta, now: datetime, dry_run: bool = False) -> int:
+    """Snapshots (chroma, redis) older than their retention: objects deleted, catalog marked
+    (`dry_run`: counted only)."""
     with clients.db() as conn:
         old = conn.execute("SELECT id, location FROM backup_catalog WHERE kind = %s AND status = 'ok' AND finished_at < %s",
                            (kind, now - keep)).fetchall()
+    if dry_run:
+        return len(old)
     for rec in old:
         loc = rec["location"].removeprefix(f"s3://{bucket}/")
         if loc.endswith("/"):
@@ -214,45 +217,58 @@ def expire_snapshots(clients, kind: str, bucket: str, keep: timedelta, now: date
 
 
 # ---------------------------------------------------------------- S3 versioning and replication
-def replicate_buckets(clients, buckets: tuple[str, ...], run_id: str | None = None) -> dict:
+def replicate_buckets(clients, buckets: tuple[str, ...], run_id: str | None = None, dry_run: bool = False) -> dict:
+    """`dry_run`: what the replicas lack, counted; nothing configured, copied or catalogued."""
     s3 = clients.s3
     started = datetime.now(UTC)
     copied = nbytes = 0
     per = {}
     for b in buckets:
         replica = b + REPLICA_SUFFIX
-        for name in (b, replica):
+        for name in (() if dry_run else (b, replica)):
             try:
                 s3.head_bucket(Bucket=name)
             except s3.exceptions.ClientError:
                 s3.create_bucket(Bucket=name)
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         try:
+            if dry_run:
+                raise _Skip
             s3.put_bucket_replication(Bucket=b, ReplicationConfiguration={
                 "Role": "arn:aws:iam::000000000000:role/sting-replication",
                 "Rules": [{"ID": "sting-replica", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
                            "DeleteMarkerReplication": {"Status": "Disabled"},
                            "Destination": {"Bucket": f"arn:aws:s3:::{replica}"}}]})
-        except s3.exceptions.ClientError:
+        except (_Skip, s3.exceptions.ClientError):
             pass  # an endpoint without replication support: the copy below is the replication
         have = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=replica):
-            for o in page.get("Contents", []):
-                have[o["Key"]] = o["ETag"]
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=replica):
+                for o in page.get("Contents", []):
+                    have[o["Key"]] = o["ETag"]
+        except s3.exceptions.NoSuchBucket:
+            pass  # (dry run before the first replication)
         n = 0
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b):
             for o in page.get("Contents", []):
                 if have.get(o["Key"]) != o["ETag"]:
-                    s3.copy_object(Bucket=replica, Key=o["Key"], CopySource={"Bucket": b, "Key": o["Key"]})
+                    if not dry_run:
+                        s3.copy_object(Bucket=replica, Key=o["Key"], CopySource={"Bucket": b, "Key": o["Key"]})
                     n += 1
                     nbytes += o["Size"]
         per[b] = n
         copied += n
+    if dry_run:
+        return {"dry_run": True, "objects_to_copy": copied, "bytes_to_copy": nbytes, "per_bucket": per}
     bid = catalog(clients, kind="s3", backup_type="replication", label=f"{started:%Y%m%dT%H%M%S%fZ}", run_id=run_id,
                   started_at=started, finished_at=datetime.now(UTC), data_until=started,
                   location=",".join(f"s3://{b}{REPLICA_SUFFIX}" for b in buckets), size_bytes=nbytes, checksum=None,
                   detail={"copied": per, "versioned": list(buckets)}, tool_output=None)
     return {"backup_id": bid, "objects_copied": copied, "bytes_copied": nbytes}
+
+
+class _Skip(Exception):
+    pass
 
 
 def which(binary: str) -> str:
