@@ -326,3 +326,21 @@ def test_airflow_metadata_clean_fails_loudly(clients):
     database is shared by every checkout)."""
     act = r.clean_airflow_metadata(datetime.now(UTC) - timedelta(days=30), dry_run=True)
     assert act.detail["exit"] == 0
+
+
+def test_a_month_straddling_the_cutoff_is_never_archived_or_dropped(clients):
+    month = _old_month()
+    now = month + timedelta(days=90 + 14)  # the warm cut-off falls in the middle of the month
+    with clients.db() as conn:
+        jar = _jar(conn)
+        _events(conn, jar, month, 30)
+    dry = _sweep(clients, now, True)
+    real = _sweep(clients, now, False)
+    for acts in (dry, real):
+        assert not any(m["partition"] == f"events_{month:%Y_%m}" for m in acts[("warm", "delete")].detail.get("months", []))
+    with clients.db() as conn:
+        assert _count(conn, month) == 30
+        assert conn.execute("SELECT count(*) AS n FROM event_archives WHERE range_start = %s", (month,)).fetchone()["n"] == 0
+    _sweep(clients, month + timedelta(days=150), False)  # once the whole month is past: archived, dropped
+    with clients.db() as conn:
+        assert _count(conn, month) == 0
