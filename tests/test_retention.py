@@ -24,7 +24,17 @@ def clients(stack):
 
 
 def _old_month() -> datetime:
-    return datetime(random.randint(1975, 1999), random.randint(1, 12), 1, tzinfo=UTC)
+    """A month of a year long gone that no test has used in this database (no events, no archive)."""
+    from include.db import connect
+
+    with connect() as conn:
+        while True:
+            m = datetime(random.randint(1975, 1999), random.randint(1, 12), 1, tzinfo=UTC)
+            used = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM event_archives WHERE range_start = %(m)s) OR EXISTS (SELECT 1 FROM events "
+                "WHERE created_at >= %(m)s AND created_at < %(m)s + interval '1 month') AS u", {"m": m}).fetchone()["u"]
+            if not used:
+                return m
 
 
 def _jar(conn, owner: str | None = None) -> str:

@@ -26,8 +26,18 @@ def _finish(ctx: JobContext, d) -> dict:
     return out
 
 
-def _selected(ctx: JobContext, kind: str) -> bool:
-    return not ctx.params["kinds"] or kind in ctx.params["kinds"]
+def _drill(ctx: JobContext, kind: str, take_backup, run_drill) -> dict:
+    """One drill: skipped unless selected, a fresh backup first when asked, a private scratch
+    directory removed afterwards."""
+    if ctx.params["kinds"] and kind not in ctx.params["kinds"]:
+        return {"skipped": True}
+    if ctx.params["backup_first"]:
+        take_backup()
+    wd = scratch_dir()
+    try:
+        return _finish(ctx, run_drill(wd))
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
 
 
 def drill_postgres(ctx: JobContext) -> dict:
@@ -36,17 +46,10 @@ def drill_postgres(ctx: JobContext) -> dict:
     from include.lifecycle import drills
     from include.settings import get_settings
 
-    if not _selected(ctx, "postgres"):
-        return {"skipped": True}
-    s = get_settings()
     br = pgbackrest()
-    if ctx.params["backup_first"]:
-        b.backup_postgres(ctx.clients, br, "incr", s.backup_bucket, ctx.run_id)
-    wd = scratch_dir()
-    try:
-        return _finish(ctx, drills.drill_postgres(ctx.clients, br, ctx.clients.dsn, wd, ctx.run_id))
-    finally:
-        shutil.rmtree(wd, ignore_errors=True)
+    return _drill(ctx, "postgres",
+                  lambda: b.backup_postgres(ctx.clients, br, "incr", get_settings().backup_bucket, ctx.run_id),
+                  lambda wd: drills.drill_postgres(ctx.clients, br, ctx.clients.dsn, wd, ctx.run_id))
 
 
 def drill_redis(ctx: JobContext) -> dict:
@@ -54,17 +57,13 @@ def drill_redis(ctx: JobContext) -> dict:
     from include.lifecycle import drills
     from include.settings import get_settings
 
-    if not _selected(ctx, "redis"):
-        return {"skipped": True}
-    s = get_settings()
-    if ctx.params["backup_first"]:
+    bucket = get_settings().backup_bucket
+
+    def take_backup():
         kw = ctx.clients.redis.connection_pool.connection_kwargs
-        b.snapshot_redis(ctx.clients, kw.get("host", "127.0.0.1"), int(kw.get("port", 6379)), s.backup_bucket, ctx.run_id)
-    wd = scratch_dir()
-    try:
-        return _finish(ctx, drills.drill_redis(ctx.clients, s.backup_bucket, wd, ctx.run_id))
-    finally:
-        shutil.rmtree(wd, ignore_errors=True)
+        b.snapshot_redis(ctx.clients, kw.get("host", "127.0.0.1"), int(kw.get("port", 6379)), bucket, ctx.run_id)
+
+    return _drill(ctx, "redis", take_backup, lambda wd: drills.drill_redis(ctx.clients, bucket, wd, ctx.run_id))
 
 
 def drill_chroma(ctx: JobContext) -> dict:
@@ -73,16 +72,10 @@ def drill_chroma(ctx: JobContext) -> dict:
     from include.lifecycle import drills
     from include.settings import get_settings
 
-    if not _selected(ctx, "chroma"):
-        return {"skipped": True}
-    s = get_settings()
-    if ctx.params["backup_first"]:
-        b.snapshot_chroma(ctx.clients, vectorstore.client(), s.backup_bucket, ctx.run_id)
-    wd = scratch_dir()
-    try:
-        return _finish(ctx, drills.drill_chroma(ctx.clients, s.backup_bucket, wd, ctx.run_id))
-    finally:
-        shutil.rmtree(wd, ignore_errors=True)
+    bucket = get_settings().backup_bucket
+    return _drill(ctx, "chroma",
+                  lambda: b.snapshot_chroma(ctx.clients, vectorstore.client(), bucket, ctx.run_id),
+                  lambda wd: drills.drill_chroma(ctx.clients, bucket, wd, ctx.run_id))
 
 
 JOB = Job(

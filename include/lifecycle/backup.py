@@ -93,10 +93,9 @@ def expire_catalog_postgres(clients, br: PgBackRest) -> int:
 
 # ---------------------------------------------------------------- Chroma (logical snapshot)
 def snapshot_chroma(clients, chroma_client, bucket: str, run_id: str | None = None, page: int = 2000) -> dict:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from include.lifecycle.retention import embedding_checksum
+    from include.lifecycle.retention import collection_table, embedding_checksum
 
     started = datetime.now(UTC)
     label = f"{started:%Y%m%dT%H%M%S%fZ}"
@@ -105,24 +104,7 @@ def snapshot_chroma(clients, chroma_client, bucket: str, run_id: str | None = No
     total = 0
     for c in chroma_client.list_collections():
         coll = chroma_client.get_collection(c.name if hasattr(c, "name") else c)
-        ids, embs, docs, metas = [], [], [], []
-        offset = 0
-        while True:
-            got = coll.get(include=["embeddings", "documents", "metadatas"], limit=page, offset=offset)
-            if not got["ids"]:
-                break
-            ids += got["ids"]
-            embs += [list(map(float, e)) for e in got["embeddings"]]
-            docs += got["documents"]
-            metas += got["metadatas"]
-            offset += len(got["ids"])
-        order = sorted(range(len(ids)), key=ids.__getitem__)
-        table = pa.table({
-            "id": [ids[i] for i in order],
-            "embedding": pa.array([embs[i] for i in order], type=pa.list_(pa.float32())),
-            "document": [docs[i] for i in order],
-            "metadata": [json.dumps(metas[i], sort_keys=True) if metas[i] is not None else None for i in order],
-        })
+        table = collection_table(coll, page=page)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         data = buf.getvalue()
@@ -130,7 +112,7 @@ def snapshot_chroma(clients, chroma_client, bucket: str, run_id: str | None = No
         clients.s3.put_object(Bucket=bucket, Key=key, Body=data)
         manifest["collections"].append({
             "name": coll.name, "metadata": coll.metadata, "configuration": _jsonable_config(coll),
-            "key": key, "count": len(ids), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "key": key, "count": table.num_rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "embedding_checksum": embedding_checksum(table)})
         total += len(data)
     body = json.dumps(manifest, sort_keys=True, indent=1).encode()

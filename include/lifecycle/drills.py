@@ -93,6 +93,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(proc: subprocess.Popen | None) -> None:
+    """A scratch server stopped: SIGTERM, then SIGKILL after 20 s."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _latest(clients, kind: str, backup_id: int | None = None) -> dict | None:
     with clients.db() as conn:
         if backup_id:
@@ -279,12 +290,7 @@ def drill_redis(clients, bucket: str, workdir: Path, run_id: str | None = None, 
     except Exception as e:
         d.error = f"{type(e).__name__}: {str(e)[-900:]}"
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)
         shutil.rmtree(workdir / "redis", ignore_errors=True)
     return d
 
@@ -302,7 +308,7 @@ def drill_chroma(clients, bucket: str, workdir: Path, run_id: str | None = None,
     import pyarrow.parquet as pq
     from chromadb.config import Settings as ChromaSettings
 
-    from include.lifecycle.retention import embedding_checksum
+    from include.lifecycle.retention import collection_table, embedding_checksum, table_records
 
     d = Drill("chroma", run_id, target_time=datetime.now(UTC))
     proc = None
@@ -346,24 +352,13 @@ def drill_chroma(clients, bucket: str, workdir: Path, run_id: str | None = None,
             t = pq.read_table(io.BytesIO(data))
             coll = client.get_or_create_collection(c["name"], embedding_function=None, metadata=c.get("metadata") or None,
                                                    configuration=c.get("configuration") or None)
-            ids = t.column("id").to_pylist()
-            embs = t.column("embedding").to_pylist()
-            docs = t.column("document").to_pylist()
-            metas = [json.loads(m) if m else None for m in t.column("metadata").to_pylist()]
+            ids, embs, docs, metas = table_records(t)
             step = client.get_max_batch_size()
             for i in range(0, len(ids), step):
                 coll.upsert(ids=ids[i:i + step], embeddings=embs[i:i + step], documents=docs[i:i + step],
                             metadatas=metas[i:i + step])
-            # read back from the restored server: ids and embedding checksum
-
-            got_ids, got_embs, off = [], [], 0
-            while True:
-                g = coll.get(include=["embeddings"], limit=2000, offset=off)
-                if not g["ids"]:
-                    break
-                got_ids += g["ids"]
-                got_embs += [list(map(float, e)) for e in g["embeddings"]]
-                off += len(g["ids"])
+            back = collection_table(coll)  # read back from the restored server
+            got_ids, got_embs = back.column("id").to_pylist(), back.column("embedding").to_pylist()
             # the snapshot itself is intact (its embedding checksum, computed when it was taken) ...
             snap_ok = embedding_checksum(t) == c["embedding_checksum"]
             # ... and the restored server holds the same ids with the same vectors. Chroma rewrites a
@@ -389,11 +384,6 @@ def drill_chroma(clients, bucket: str, workdir: Path, run_id: str | None = None,
     except Exception as e:
         d.error = f"{type(e).__name__}: {str(e)[-900:]}"
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)
         shutil.rmtree(workdir / "chroma", ignore_errors=True)
     return d

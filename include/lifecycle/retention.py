@@ -545,38 +545,50 @@ SELECT j.id::text AS id, greatest(j.last_accessed, j.created_at,
   FROM honey_jars j WHERE j.vectors_archived_at IS NULL"""
 
 
-def export_jar_vectors(jar_id: str, collection_name: str | None = None, page: int = 2000) -> tuple[bytes, int, str]:
-    """A jar's vectors from Chroma as Parquet: (bytes, vectors, embedding checksum)."""
+def collection_table(coll, where: dict | None = None, page: int = 2000):
+    """A Chroma collection's records (all, or those matching `where`) as an Arrow table in id
+    order: id, embedding (float32), document, metadata (JSON text). The one reader of vectors out
+    of Chroma: the vector archive, the Chroma snapshot and the drills' read-back."""
+    import json
+
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from include.documents import vectorstore
-
-    coll = vectorstore.collection(collection_name or vectorstore.DOCUMENTS)
     ids, embs, docs, metas = [], [], [], []
-    offset = 0
     while True:
-        got = coll.get(where={"honey_jar_id": jar_id}, include=["embeddings", "documents", "metadatas"],
-                       limit=page, offset=offset)
+        got = coll.get(where=where, include=["embeddings", "documents", "metadatas"], limit=page, offset=len(ids))
         if not got["ids"]:
             break
         ids += got["ids"]
         embs += [list(map(float, e)) for e in got["embeddings"]]
         docs += got["documents"]
         metas += got["metadatas"]
-        offset += len(got["ids"])
-    import json
-
     order = sorted(range(len(ids)), key=ids.__getitem__)
-    table = pa.table({
+    return pa.table({
         "id": [ids[i] for i in order],
         "embedding": pa.array([embs[i] for i in order], type=pa.list_(pa.float32())),
         "document": [docs[i] for i in order],
-        "metadata": [json.dumps(metas[i], sort_keys=True) for i in order],
+        "metadata": [json.dumps(metas[i], sort_keys=True) if metas[i] is not None else None for i in order],
     })
+
+
+def table_records(table) -> tuple[list, list, list, list]:
+    """ids, embeddings, documents, metadatas of a `collection_table` (for an upsert)."""
+    import json
+
+    return (table.column("id").to_pylist(), table.column("embedding").to_pylist(), table.column("document").to_pylist(),
+            [json.loads(m) if m else None for m in table.column("metadata").to_pylist()])
+
+
+def export_jar_vectors(jar_id: str, collection_name: str | None = None) -> tuple[bytes, int, str]:
+    """A jar's vectors from Chroma as Parquet: (bytes, vectors, embedding checksum)."""
+    import pyarrow.parquet as pq
+
+    from include.documents import vectorstore
+
+    table = collection_table(vectorstore.collection(collection_name or vectorstore.DOCUMENTS), {"honey_jar_id": jar_id})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue(), len(ids), embedding_checksum(table)
+    return buf.getvalue(), table.num_rows, embedding_checksum(table)
 
 
 def embedding_checksum(table) -> str:
@@ -594,8 +606,6 @@ def embedding_checksum(table) -> str:
 
 def restore_jar_vectors(clients, jar_id: str) -> dict:
     """Bring an archived jar's vectors back into Chroma from its newest archive (verified)."""
-    import json
-
     from include.documents import vectorstore
 
     with clients.db() as conn:
@@ -606,9 +616,7 @@ def restore_jar_vectors(clients, jar_id: str) -> dict:
     table, sha = read_archive(clients.s3, rec["bucket"], rec["key"])
     if sha != rec["sha256"] or embedding_checksum(table) != rec["embedding_checksum"]:
         raise SweepError(f"jar {jar_id}: archive s3://{rec['bucket']}/{rec['key']} fails its checksum")
-    coll = vectorstore.collection(rec["collection"])
-    vectorstore.upsert(coll, table.column("id").to_pylist(), table.column("embedding").to_pylist(),
-                       table.column("document").to_pylist(), [json.loads(m) for m in table.column("metadata").to_pylist()])
+    vectorstore.upsert(vectorstore.collection(rec["collection"]), *table_records(table))
     with clients.db() as conn:
         conn.execute("UPDATE embedding_archives SET restored_at = NOW() WHERE id = %s", (rec["id"],))
         conn.execute("UPDATE honey_jars SET vectors_archived_at = NULL, last_accessed = NOW() WHERE id = %s", (jar_id,))
