@@ -187,7 +187,9 @@ def drill_postgres(clients, br, app_dsn: str, workdir: Path, run_id: str | None 
         if datadir.exists():
             shutil.rmtree(datadir)
         try:
-            br.restore(datadir, target_time=d.target_time.isoformat(sep=" "))
+            # the catalogued backup itself (pgBackRest's own choice by time compares whole seconds
+            # and may take the one before it)
+            br.restore(datadir, target_time=d.target_time.isoformat(sep=" "), set_label=b["label"])
         except Exception as e:
             raise DrillFailed(f"pgbackrest restore of backup {b['label']} failed: {str(e)[-900:]}") from e
         major = (datadir / "PG_VERSION").read_text().strip()
