@@ -184,6 +184,15 @@ def _html(data: bytes) -> list[Segment]:
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else None
+    # A table becomes one line per row, cells joined by " | " (innermost tables first), so the
+    # chunker can keep its header with its rows; get_text alone puts every cell on its own line.
+    for table in reversed(soup.find_all("table")):
+        rows = []
+        for tr in table.find_all("tr"):
+            cells = [" ".join(c.get_text(" ", strip=True).split()) for c in tr.find_all(["th", "td"], recursive=False)]
+            if any(cells):
+                rows.append(" | ".join(cells))
+        table.replace_with(soup.new_string("\n" + "\n".join(rows) + "\n"))
     body = soup.body or soup
     lines = [ln.strip() for ln in body.get_text("\n").splitlines()]
     text = "\n".join(ln for ln in lines if ln)

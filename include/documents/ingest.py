@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from include import storage
 from include.db import connect
+from include.documents import lexical
 from include.documents.chunking import ChunkingConfig, chunk_segments
 from include.documents.extract import ExtractionError, Limits, extract_text, normalize_type
 from include.settings import get_settings
@@ -197,6 +198,7 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
                ORDER BY created_at LIMIT 1""", (jar_id, sha, doc_id)).fetchone()
         if dup:  # the same bytes are already in this jar: embedded once
             vectorstore.delete_ids(coll, sorted(existing))
+            lexical.prune(conn, doc_id)
             _complete(conn, doc_id, sha, len(data), 0, {"embedding": {"status": "duplicate"}})
             conn.execute("UPDATE documents SET metadata = metadata || jsonb_build_object('duplicate_of', %s::text) "
                          "WHERE id = %s", (str(dup["id"]), doc_id))
@@ -205,7 +207,9 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
         if (emb.get("content_hash") == sha and emb.get("chunking") == cfg.key and emb.get("model") == MODEL
                 and emb.get("status") == "embedded" and len(existing) == emb.get("chunk_count", -1)):
             # Same bytes, same chunking, and the vector store still holds all its chunks (a restored
-            # or replaced Chroma would not): nothing to write anywhere.
+            # or replaced Chroma would not): nothing to embed; the full-text rows are completed from
+            # the store if some are missing (documents embedded before that table existed).
+            lexical.backfill(conn, coll, doc_id, sorted(existing))
             _complete(conn, doc_id, sha, len(data), emb.get("chunk_count", doc["chunk_count"] or 0), {"embedding": emb})
             summary["unchanged"].append(doc_id)
             return None
@@ -218,6 +222,7 @@ def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, sum
         del e
         _fail(conn, doc_id, reason)
         vectorstore.delete_ids(coll, sorted(existing))  # an earlier version's vectors no longer match
+        lexical.prune(conn, doc_id)
         summary["failed"][doc_id] = reason
         log.warning("document %s (%s) failed: %s", doc_id, doc["title"], reason)
         return None
@@ -301,6 +306,8 @@ def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_
     vectors = embed(texts, batch_size=batch_size)
     embed_s = time.perf_counter() - t0
     vectorstore.upsert(vectorstore.collection(collection_name), ids, vectors, texts, metas)
+    with connect(autocommit=True) as conn:  # the same chunks for full-text search
+        lexical.write(conn, lexical.rows_from(ids, texts, metas))
     storage.delete(chunks_ref["bucket"], chunks_ref["key"])
     return {"upserted": len(ids), "ids": ids, "embed_seconds": embed_s, "seconds": time.perf_counter() - t0,
             "model_preloaded": preloaded}
@@ -320,6 +327,8 @@ def complete(prepared: dict, upserted: dict | None = None, collection_name: str 
         for p in prepared["plan"]:
             stale = sorted(have[p["document_id"]] - set(p["chunk_ids"]))
             stale_total += vectorstore.delete_ids(coll, stale)
+            lexical.prune(conn, p["document_id"], p["chunk_ids"])
+            lexical.backfill(conn, coll, p["document_id"], p["chunk_ids"])  # kept chunks of an earlier run
             emb = {"status": "embedded", "content_hash": p["content_hash"], "chunking": p["chunking"], "model": MODEL,
                    "chunk_count": len(p["chunk_ids"])}
             if p.get("text_fields"):

@@ -35,8 +35,14 @@ def _jar_index(jar: str) -> str:
     return f"ai:response:jar:{jar}"
 
 
-def query_hash(query: str, jar_ids: list[str] | None, k: int, where: dict | None) -> str:
-    key = json.dumps({"q": query.strip(), "jars": sorted(jar_ids or []), "k": k, "where": where}, sort_keys=True)
+MODES = ("hybrid", "vector", "lexical")
+LEVELS = ("document", "chunk")
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): fused = sum of 1 / (60 + rank)
+
+
+def query_hash(query: str, jar_ids: list[str] | None, k: int, where: dict | None, **options) -> str:
+    key = json.dumps({"q": query.strip(), "jars": sorted(jar_ids or []), "k": k, "where": where, **options},
+                     sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -53,12 +59,104 @@ def invalidate_jars(jar_ids: list[str]) -> int:
     return n
 
 
+def _chroma_filter(jar_ids: list[str] | None, where: dict | None) -> dict | None:
+    clauses = []
+    if jar_ids:
+        clauses.append({"honey_jar_id": {"$in": list(jar_ids)}})
+    if where:
+        clauses.append(where)
+    return None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _vector_candidates(query: str, jar_ids, where, n: int) -> list[dict]:
+    from include.documents import vectorstore
+    from include.documents.embedding import embed
+
+    res = vectorstore.collection().query(query_embeddings=embed([query]), n_results=n,
+                                         where=_chroma_filter(jar_ids, where),
+                                         include=["metadatas", "documents", "distances"])
+    return [{"chunk_id": cid, "text": text, "metadata": meta, "similarity": round(1.0 - float(dist), 6)}
+            for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0],
+                                             res["distances"][0], strict=True)]
+
+
+def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: dict | None = None, *,
+             mode: str = "hybrid", level: str = "document", chunks_per_document: int = 3,
+             candidates: int | None = None) -> dict:
+    """Rank without the cache. `mode`: hybrid (full text and vectors fused by reciprocal rank),
+    vector or lexical. `level`: document (k distinct documents ranked by their best chunk, each
+    with up to `chunks_per_document` of its best chunks) or chunk (k chunks)."""
+    from include.db import connect
+    from include.documents import lexical
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    if not 1 <= k <= 100:
+        raise ValueError("k must be 1..100")
+    # Deep enough lists that k distinct documents survive grouping (a long document fills many ranks).
+    n = candidates or max(50, k * (10 if level == "document" else 4))
+    lists: dict[str, list[str]] = {}
+    chunks: dict[str, dict] = {}
+    used = mode
+    if mode in ("hybrid", "vector"):
+        vec = _vector_candidates(query, jar_ids, where, n)
+        lists["vector"] = [c["chunk_id"] for c in vec]
+        chunks.update({c["chunk_id"]: c for c in vec})
+    if mode in ("hybrid", "lexical"):
+        with connect() as conn:
+            try:
+                lex = lexical.search(conn, query, jar_ids, where, n)
+                lists["lexical"] = [c["chunk_id"] for c in lex]
+            except lexical.UnsupportedFilter:
+                if mode == "lexical":
+                    raise
+                lex, used = [], "vector (the filter has operators full text does not support)"
+            need = [c["chunk_id"] for c in lex if c["chunk_id"] not in chunks]
+            for cid, row in lexical.texts(conn, need).items():
+                chunks[cid] = {"chunk_id": cid, "text": row["text"], "metadata": row["metadata"], "similarity": None}
+    fused: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for name, ids in lists.items():
+        for r, cid in enumerate(ids, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + r)
+            ranks.setdefault(cid, {})[name] = r
+    order = sorted((c for c in fused if c in chunks), key=lambda c: (-fused[c], c))
+
+    def item(cid: str) -> dict:
+        c, m = chunks[cid], chunks[cid]["metadata"] or {}
+        return {"chunk_id": cid, "score": round(fused[cid], 6), "similarity": c["similarity"],
+                "vector_rank": ranks[cid].get("vector"), "lexical_rank": ranks[cid].get("lexical"),
+                "document_id": m.get("document_id"), "title": m.get("title"), "honey_jar_id": m.get("honey_jar_id"),
+                "chunk_index": m.get("chunk_index"), "text": c["text"], "metadata": m}
+
+    results: list[dict] = []
+    if level == "chunk":
+        results = [{"rank": i, **item(c)} for i, c in enumerate(order[:k], start=1)]
+    else:
+        by_doc: dict[str, list[str]] = {}
+        for cid in order:
+            by_doc.setdefault(chunks[cid]["metadata"].get("document_id") or cid, []).append(cid)
+        for i, (_doc, cids) in enumerate(list(by_doc.items())[:k], start=1):
+            best = item(cids[0])  # the document's score is its best evidence
+            best["chunks"] = [{x: item(c)[x] for x in ("chunk_id", "chunk_index", "score", "similarity", "vector_rank",
+                                                         "lexical_rank", "text")} for c in cids[:chunks_per_document]]
+            results.append({"rank": i, **best})
+    return {"query": query, "jar_ids": jar_ids, "k": k, "mode": used, "level": level, "results": results}
+
+
 def search(query: str, jar_ids: list[str] | None = None, k: int = 5, where: dict | None = None,
-           use_cache: bool = True) -> dict:
+           use_cache: bool = True, *, mode: str = "hybrid", level: str = "document",
+           chunks_per_document: int = 3) -> dict:
+    """`retrieve` through the seed's response cache (`ai:response:{query_hash}`, 1 h, dropped
+    when ingestion changes one of the jars)."""
     if not query or not query.strip():
         raise ValueError("empty query")
+    if len(query) > 2000:
+        raise ValueError("query longer than 2,000 characters")
     t0 = time.perf_counter()
-    h = query_hash(query, jar_ids, k, where)
+    h = query_hash(query, jar_ids, k, where, mode=mode, level=level, chunks_per_document=chunks_per_document)
     key = f"ai:response:{h}"
     r = redis_client()
     if use_cache:
@@ -66,29 +164,11 @@ def search(query: str, jar_ids: list[str] | None = None, k: int = 5, where: dict
         if hit:
             cached = json.loads(hit)
             return {**cached["response"], "cached": True, "seconds": time.perf_counter() - t0}
-    from include.documents import vectorstore
-    from include.documents.embedding import embed
-
-    clauses = []
-    if jar_ids:
-        clauses.append({"honey_jar_id": {"$in": list(jar_ids)}})
-    if where:
-        clauses.append(where)
-    flt = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-    vec = embed([query])
-    res = vectorstore.collection().query(query_embeddings=vec, n_results=k, where=flt,
-                                         include=["metadatas", "documents", "distances"])
-    results = []
-    for rank, (cid, meta, text, dist) in enumerate(
-            zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0], strict=True), start=1):
-        results.append({"rank": rank, "score": round(1.0 - float(dist), 6), "chunk_id": cid,
-                        "document_id": meta.get("document_id"), "title": meta.get("title"),
-                        "honey_jar_id": meta.get("honey_jar_id"), "chunk_index": meta.get("chunk_index"),
-                        "text": text, "metadata": meta})
-    response = {"query": query, "jar_ids": jar_ids, "k": k, "results": results}
-    payload = {"response": response, "context": [x["chunk_id"] for x in results], "timestamp": int(time.time())}
+    response = retrieve(query, jar_ids, k, where, mode=mode, level=level, chunks_per_document=chunks_per_document)
+    payload = {"response": response, "context": [x["chunk_id"] for x in response["results"]],
+               "timestamp": int(time.time())}
     pipe = r.pipeline()
-    pipe.set(key, json.dumps(payload), ex=CACHE_TTL)
+    pipe.set(key, json.dumps(payload, default=str), ex=CACHE_TTL)
     for jar in (jar_ids or [ALL_JARS]):
         pipe.sadd(_jar_index(jar), key)
         pipe.expire(_jar_index(jar), CACHE_TTL)
