@@ -102,6 +102,14 @@ def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: di
     used = mode
     if mode in ("hybrid", "vector"):
         vec = _vector_candidates(query, jar_ids, where, n)
+        if level == "document" and len(vec) == n:
+            # Fewer than k documents among the candidates (a few long documents filled them): the
+            # next best chunks of other documents, ranked after these.
+            docs = list(dict.fromkeys(c["metadata"].get("document_id") for c in vec))
+            if len(docs) < k:
+                more = {"document_id": {"$nin": docs}}
+                vec += _vector_candidates(query, jar_ids, {"$and": [where, more]} if where else more,
+                                          (k - len(docs)) * 10)
         lists["vector"] = [c["chunk_id"] for c in vec]
         chunks.update({c["chunk_id"]: c for c in vec})
     if mode in ("hybrid", "lexical"):
@@ -176,23 +184,52 @@ def search(query: str, jar_ids: list[str] | None = None, k: int = 5, where: dict
     return {**response, "cached": False, "seconds": time.perf_counter() - t0}
 
 
+def via_api(query: str, jar_ids: list[str] | None, k: int, use_cache: bool, mode: str, level: str) -> dict | None:
+    """Ask the running API server's search endpoint (its process holds the model); None when no
+    API server answers. Credentials: STING_API_USER / STING_API_PASSWORD, else the local stack's."""
+    import os
+    import urllib.error
+
+    from include.devstack.airflow_api import AirflowAPI
+
+    try:
+        api = AirflowAPI(username=os.environ.get("STING_API_USER", "admin"),
+                         password=os.environ.get("STING_API_PASSWORD"))
+        return api._req("POST", "/sting/api/v1/search", {"query": query, "jar_ids": jar_ids, "k": k,
+                                                          "use_cache": use_cache, "mode": mode, "level": level})
+    except (urllib.error.URLError, ConnectionError, OSError, KeyError, FileNotFoundError) as e:
+        print(f"(no search endpoint at the API server: {type(e).__name__}; searching in this process)", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="Search honey jars")
     ap.add_argument("query")
     ap.add_argument("--jar", action="append", dest="jars", help="honey jar id (repeatable); default: all")
     ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("--mode", choices=MODES, default="hybrid")
+    ap.add_argument("--level", choices=LEVELS, default="document")
+    ap.add_argument("--local", action="store_true", help="search in this process (loads the model) instead of "
+                                                         "asking the API server's endpoint")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    out = search(a.query, a.jars, a.k, use_cache=not a.no_cache)
+    out = None if a.local else via_api(a.query, a.jars, a.k, not a.no_cache, a.mode, a.level)
+    where = "api"
+    if out is None:
+        out, where = search(a.query, a.jars, a.k, use_cache=not a.no_cache, mode=a.mode, level=a.level), "local"
     if a.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print(f"{len(out['results'])} results for {a.query!r} ({'cache' if out['cached'] else 'search'}, "
-          f"{out['seconds'] * 1000:.0f} ms)")
+    unit = "documents" if out["level"] == "document" else "chunks"
+    print(f"{len(out['results'])} {unit} for {a.query!r} ({out['mode']}, {'cache' if out['cached'] else 'search'}, "
+          f"{out['seconds'] * 1000:.0f} ms, {where})")
     for x in out["results"]:
-        snippet = " ".join(x["text"].split())[:160]
-        print(f"{x['rank']}. [{x['score']:.3f}] {x['title']} (chunk {x['chunk_index']})\n   {snippet}")
+        print(f"{x['rank']}. [{x['score']:.4f}] {x['title']}")
+        for c in x.get("chunks") or [x]:
+            snippet = " ".join(c["text"].split())[:150]
+            print(f"   chunk {c['chunk_index']} (vector #{c['vector_rank'] or '-'}, full text #{c['lexical_rank'] or '-'}): "
+                  f"{snippet}")
     return 0
 
 
