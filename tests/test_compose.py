@@ -3,6 +3,7 @@ and setting the code reads is there and points at a service of the file."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -53,6 +54,9 @@ def test_services_of_the_production_shape():
     assert "sting_airflow.preload" in " ".join(SERVICES["airflow-worker"]["entrypoint"])  # model once per worker
     init = " ".join(SERVICES["airflow-init"]["command"])
     assert "airflow db migrate" in init and "include.devstack.stack migrate-app" in init
+    pools = init.split("airflow pools import ", 1)[1].split()[0]  # the pools the DAGs name, from the image
+    assert pools == "/opt/airflow/plugins/sting_airflow/pools.json"
+    assert set(json.loads((REPO / "plugins/sting_airflow/pools.json").read_text())) == {"embedding", "documents"}
     assert SERVICES["chroma"]["image"].endswith(":1.5.9")
     assert SERVICES["airflow-apiserver"]["image"].endswith(":3.3.2")
 

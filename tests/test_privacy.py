@@ -231,3 +231,43 @@ def test_parallel_free_text_scrubbing_equals_one_process():
     two, c2 = scrub_texts(texts, actions_, salt="s" * 16, processes=2)
     assert one == two and c1 == c2 and c1["EMAIL_ADDRESS"] == sum(t is not None for t in texts)
     assert one[0] is None and "@" not in one[1]
+
+
+def test_dates_in_prose_follow_the_profile_and_only_a_birth_date_is_one():
+    from include.privacy.text import scrub_texts
+
+    text = "Patient seen on 2026-02-03 at 5pm, DOB 03/14/1985; card ending 4421. Born on March 2, 1990 in Leeds."
+    gdpr, counts = scrub_texts([text], {"DATE_OF_BIRTH": "generalize"}, salt="s" * 16)
+    assert gdpr[0] == ("Patient seen on 2026-02-03 at 5pm, DOB 1985-03; card ending 4421. Born on 1990-03 in Leeds.")
+    assert counts == {"DATE_OF_BIRTH": 2}
+    hipaa, counts = scrub_texts([text], SYSTEM_PROFILES["hipaa"]["entities"], salt="s" * 16)
+    assert "2026-02-03" not in hipaa[0] and "1985" not in hipaa[0] and "1990" not in hipaa[0]  # Safe Harbor: dates go
+    assert "5pm" in hipaa[0] and "4421" in hipaa[0]  # a time and four digits are not dates
+    assert counts["DATE"] == 1 and counts["DATE_OF_BIRTH"] == 2
+
+
+def test_identifiers_named_in_prose_are_scrubbed():
+    from include.privacy.text import analyze_texts
+
+    text = ("MRN: 00482913 and med rec #A1234567; insurance member ID XJH123456789, Medicare MBI 1EG4-TE5-MK73; "
+            "paid from acct # 4455667788 (a/c 123 456 7890). Invoice INV-88213, port 8080, account ending 4821.")
+    found = {(f.entity_type, text[f.start:f.end]) for f in analyze_texts(
+        [text], frozenset({"MEDICAL_RECORD_NUMBER", "HEALTH_PLAN_ID", "BANK_ACCOUNT"}))[0]}
+    assert found == {("MEDICAL_RECORD_NUMBER", "00482913"), ("MEDICAL_RECORD_NUMBER", "A1234567"),
+                     ("HEALTH_PLAN_ID", "XJH123456789"), ("HEALTH_PLAN_ID", "1EG4-TE5-MK73"),
+                     ("BANK_ACCOUNT", "4455667788"), ("BANK_ACCOUNT", "123 456 7890")}
+
+
+def test_a_name_in_prose_gets_the_pseudonym_of_the_name_column():
+    t = pa.table({"full_name": ["Jane Roe", "Omar Haddad"],
+                  "notes": ["Customer Jane Roe asked for a refund.", "Dear Omar Haddad, your order shipped."]})
+    out, _ = Scrubber(profile="gdpr", salt=SALT, text_fields=["notes"]).scrub_table(t)
+    for i in range(2):
+        pseudonym = out.column("full_name")[i].as_py()
+        assert pseudonym in out.column("notes")[i].as_py()
+    assert out.column("notes")[0].as_py().startswith("Customer ")  # the role word is not part of the name
+    # the analyzer alone, without the record's column, finds the same span
+    from include.privacy.text import analyze_texts
+
+    f = [x for x in analyze_texts(["Customer Jane Roe asked for a refund."], frozenset({"PERSON"}))[0]]
+    assert [("Customer Jane Roe asked for a refund."[x.start:x.end]) for x in f] == ["Jane Roe"]

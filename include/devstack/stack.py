@@ -714,6 +714,7 @@ def ensure_airflow() -> str:
     pw.write_text(json.dumps({"admin": stack_secrets()["admin_password"]}))
     ours = [c for c in AIRFLOW_COMPONENTS if _pid(f"airflow-{c}")]
     if len(ours) == len(AIRFLOW_COMPONENTS) and airflow_healthy():
+        import_pools(env)
         return f"reusing Airflow at {S.airflow_url}"
     if not ours and _port_open("127.0.0.1", AIRFLOW_PORT):
         # Another checkout's Airflow would run another dags folder: never reuse it.
@@ -723,6 +724,7 @@ def ensure_airflow() -> str:
         )
     subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    stdout=open(LOGS / "airflow-db-migrate.log", "ab"), stderr=subprocess.STDOUT)
+    import_pools(env)
     for c in AIRFLOW_COMPONENTS:
         if not _pid(f"airflow-{c}"):
             # The scheduler forks the LocalExecutor workers, which fork every task: it preloads
@@ -732,6 +734,15 @@ def ensure_airflow() -> str:
             _start(f"airflow-{c}", argv, env)
     _wait("airflow", airflow_healthy, 180, "airflow-api-server")
     return f"Airflow up at {S.airflow_url} (user admin, password in {pw})"
+
+
+POOLS_FILE = REPO_ROOT / "plugins" / "sting_airflow" / "pools.json"
+
+
+def import_pools(env: dict) -> None:
+    """The pools the DAGs name (embedding, documents), as in docker-compose's airflow-init."""
+    subprocess.run([str(VENV_BIN / "airflow"), "pools", "import", str(POOLS_FILE)], env=env, check=True,
+                   stdout=open(LOGS / "airflow-pools.log", "ab"), stderr=subprocess.STDOUT)
 
 
 def write_env_file() -> Path:

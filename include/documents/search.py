@@ -37,7 +37,14 @@ def _jar_index(jar: str) -> str:
 
 MODES = ("hybrid", "vector", "lexical")
 LEVELS = ("document", "chunk")
-RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): fused = sum of 1 / (60 + rank)
+# Fusion (reciprocal rank fusion, Cormack et al. 2009): a chunk's score is the sum over the two
+# rankings of weight / (RRF_K + rank); a document's score is its best chunk's plus a tenth of
+# its next two (best evidence first; a second relevant passage breaks ties). Chosen on both
+# labelled sets with a 54-point grid (k 10/30/60, full-text weight 0.5/0.7/1.0, max / best+0.1 /
+# sum of two, depth 50/100): README "Document ingestion, search and retrieval quality".
+RRF_K = 10
+WEIGHTS = {"vector": 1.0, "lexical": 0.7}
+DEPTH = 100
 
 
 def query_hash(query: str, jar_ids: list[str] | None, k: int, where: dict | None, **options) -> str:
@@ -96,7 +103,7 @@ def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: di
     if not 1 <= k <= 100:
         raise ValueError("k must be 1..100")
     # Deep enough lists that k distinct documents survive grouping (a long document fills many ranks).
-    n = candidates or max(50, k * (10 if level == "document" else 4))
+    n = candidates or max(DEPTH, k * (10 if level == "document" else 4))
     lists: dict[str, list[str]] = {}
     chunks: dict[str, dict] = {}
     used = mode
@@ -128,7 +135,7 @@ def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: di
     ranks: dict[str, dict[str, int]] = {}
     for name, ids in lists.items():
         for r, cid in enumerate(ids, start=1):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + r)
+            fused[cid] = fused.get(cid, 0.0) + WEIGHTS[name] / (RRF_K + r)
             ranks.setdefault(cid, {})[name] = r
     order = sorted((c for c in fused if c in chunks), key=lambda c: (-fused[c], c))
 
@@ -146,8 +153,11 @@ def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: di
         by_doc: dict[str, list[str]] = {}
         for cid in order:
             by_doc.setdefault(chunks[cid]["metadata"].get("document_id") or cid, []).append(cid)
-        for i, (_doc, cids) in enumerate(list(by_doc.items())[:k], start=1):
-            best = item(cids[0])  # the document's score is its best evidence
+        doc_score = {d: fused[c[0]] + 0.1 * sum(fused[x] for x in c[1:3]) for d, c in by_doc.items()}
+        ranked = sorted(by_doc, key=lambda d: (-doc_score[d], d))[:k]
+        for i, cids in enumerate((by_doc[d] for d in ranked), start=1):
+            best = item(cids[0])  # led by its best evidence
+            best["score"] = round(doc_score[ranked[i - 1]], 6)
             best["chunks"] = [{x: item(c)[x] for x in ("chunk_id", "chunk_index", "score", "similarity", "vector_rank",
                                                          "lexical_rank", "text")} for c in cids[:chunks_per_document]]
             results.append({"rank": i, **best})

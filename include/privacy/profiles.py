@@ -48,7 +48,9 @@ _GDPR_ENTITIES = {
     "HEALTH_PLAN_ID": "remove", "DEVICE_ID": "hash", "VEHICLE_ID": "hash", "URL": "redact",
 }
 # HIPAA Safe Harbor: every identifier removed, except ZIP codes (redacted).
-_SAFE_HARBOR = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "DATE_OF_BIRTH", "MEDICAL_RECORD_NUMBER",
+# DATE (free text only: a calendar date that is not a date of birth, e.g. an admission date) is
+# one of Safe Harbor's date elements; gdpr and ccpa keep it.
+_SAFE_HARBOR = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "DATE_OF_BIRTH", "DATE", "MEDICAL_RECORD_NUMBER",
                 "HEALTH_PLAN_ID", "BANK_ACCOUNT", "IBAN_CODE", "CREDIT_CARD", "DRIVER_LICENSE", "PASSPORT", "TAX_ID",
                 "VEHICLE_ID", "DEVICE_ID", "URL", "IP_ADDRESS", "LOCATION"]
 

@@ -68,7 +68,8 @@ _NAME = rf"{_NAMEWORD}(?:[ ](?:(?:de|del|van|von|da|di|le|la|du|der|den|ten|ter)
 _TRIGGER = (r"(?<=\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Herr|Frau|M|Mme|Mlle|Sr|Sra|Sig|Sig\.ra)\.?[ ])"
             r"|(?<=\b(?i:called|contact|contacted|spoke with|speak to|talked to|met|met with|customer|patient|"
             r"client|owner|assigned to|reported by|escalated by|signed by|approved by|by|from|dear|name|attn|"
-            r"regards|thanks)[:,]?[ ])")
+            r"regards|thanks|for|to|with|belongs to|held by|pt|caller|subscriber|beneficiary|cardholder|"
+            r"technician|member|insured|holder)[:,]?[ ])")
 
 
 def triggered_name_recognizer() -> PatternRecognizer:
@@ -100,7 +101,8 @@ _UNIT = r"(?:,?[ ](?:Apt\.?|Suite|Unit|Flat|Piso|Piano|Appartamento|Interno|Puer
 _ROMANCE = (r"rue|Rue|avenue|Avenue|boulevard|Boulevard|place|Place|allée|chemin|Chemin|impasse|quai|Via|via|Viale|"
             r"Piazza|Piazzale|Borgo|Contrada|Strada|Vicolo|Largo|Corso|Rotonda|Canale|Incrocio|Stretto|Calle|calle|"
             r"Avenida|Rua|Paseo|Ronda|Acceso|Camino|Plaza|Pasaje|Vía|Cañada|Glorieta|Urbanización|Alameda|Rambla|"
-            r"Travesía|Callejón|Carretera|Cuesta|Passeig|Carrer")
+            r"Travesía|Callejón|Carretera|Cuesta|Passeig|Carrer|Pasadizo|Bajada|Barrio|Bulevar|Ruela|Praça|Largo|"
+            r"Chaussée|Cours|Quai|Sentier|Square|Traverse|Vicolo|Lungomare|Galleria|Rotonda")
 _DUTCH_GERMAN = (r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|straat|steeg|laan|plein|gracht|kade|"
                  r"singel|dijk|hof|pad|dreef|markt|park|baan|veld|lei|wal")
 
@@ -121,6 +123,10 @@ def address_recognizer() -> PatternRecognizer:
             # Hauptstraße 5 / Rileysteeg 42 / Elizestraat 5
             Pattern("Dutch/German street number",
                     rf"\b[A-ZÄÖÜ][a-zäöüß]+(?:{_DUTCH_GERMAN})[ ]\d{{1,4}}[a-z]?(?:/\d+)?\b{_THEN_CITY}", 0.6),
+            # Aurelia-Loos-Weg 3 / Karl-Marx-Allee 12 / Van-Gogh-Straat 4
+            Pattern("hyphenated street number",
+                    rf"\b(?:[A-ZÄÖÜ][a-zäöüß]+-){{1,3}}(?i:{_DUTCH_GERMAN})[ ]\d{{1,4}}[a-z]?(?:/\d+)?\b{_THEN_CITY}",
+                    0.6),
             # Springfield, IL 62704
             Pattern("city, state zip", rf"\b{_CAP}(?:[ ]{_CAP})?,[ ][A-Z]{{2}}[ ]\d{{5}}(?:-\d{{4}})?\b", 0.6),
         ],
@@ -176,8 +182,86 @@ def phone_recognizer() -> PatternRecognizer:
         global_regex_flags=_FLAGS)
 
 
+# ----------------------------------------------------------------------------- dates
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+# Calendar dates written out (not times, weekdays or "last week": those identify no one).
+DATE_RE = re.compile(
+    rf"\b(?:(?:19|20)\d{{2}}-\d{{1,2}}-\d{{1,2}}"                      # 1985-03-14
+    rf"|\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})"                  # 03/14/1985, 14.03.1985, 3-4-85
+    rf"|(?i:{_MONTH})\.?[ ]\d{{1,2}}(?:st|nd|rd|th)?,?[ ]\d{{4}}"         # March 14, 1985 / Mar 14 1985
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?[ ](?i:{_MONTH})\.?,?[ ]\d{{4}})\b")    # 14 March 1985
+# A date of birth is a date its context says is one: "DOB", "date of birth", "born (on)", ...
+_BIRTH_CONTEXT = re.compile(r"(?i)(?:\bd\.?o\.?b\.?|date[ ]of[ ]birth|birth[ ]?date|\bborn|birthday|\bb\.)"
+                            r"[\s:#()-]{0,3}(?:(?:is|was|on|of)[ ]){0,2}$")
+
+
+class StingDateRecognizer(EntityRecognizer):
+    """DATE_OF_BIRTH for a calendar date after a birth word (within a few characters), DATE for
+    any other calendar date (the profile's date rule decides; gdpr and ccpa keep them)."""
+
+    def __init__(self, entities: list[str]):
+        super().__init__(supported_entities=entities, name="StingDateRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in DATE_RE.finditer(text):
+            dob = bool(_BIRTH_CONTEXT.search(text[max(0, m.start() - 30):m.start()]))
+            entity = "DATE_OF_BIRTH" if dob else "DATE"
+            if entity in entities:
+                out.append(RecognizerResult(entity, m.start(), m.end(), 0.9 if dob else 0.6))
+        return out
+
+
+# ----------------------------------------------------------------------------- identifiers by keyword
+# An identifier written after the word that names it: "MRN 00482913", "member ID XJH123456789",
+# "acct # 4455667788". The keyword is matched case-insensitively; the identifier is letters in
+# capitals and digits (at least four digits), with dashes, or groups of digits with spaces.
+_ID = r"(?P<id>\d{2,6}(?:[ ]\d{2,6}){1,4}(?!\w)|[A-Z0-9]+(?:-[A-Z0-9]+){0,4}(?![\w-]))"
+_ID_WORD = r"(?:[ ]?(?:number|num\.?|no\.?|id|#|nr\.?))?"
+# "... number is X", "... number changed to X", "... ID on file: X"
+_FILLER = r"(?:(?i:is|was|to|of|now|on[ ]file|changed[ ]to|updated[ ]to|set[ ]to|reads|ending[ ]in)[:]?[ ]){0,2}"
+_KEYWORDS = {
+    "MEDICAL_RECORD_NUMBER": r"mrn|mr[ ]?#|medical[ ]record(?:[ ](?:number|no\.?|#))?|med(?:ical)?\.?[ ]rec(?:ord)?\.?"
+                             r"|chart|patient[ ](?:id|number|no\.?)|hospital[ ](?:number|no\.?)|record[ ]number",
+    "HEALTH_PLAN_ID": r"(?:health[ ]?plan|insurance|insurer|member(?:ship)?|subscriber|beneficiary|policy|medicare|"
+                      r"medicaid|plan|group|coverage)(?:[ ](?:member|beneficiary|policy|subscriber|plan))?"
+                      r"[ ]?(?:id\b|number|no\.?|#)|mbi",
+    "BANK_ACCOUNT": r"(?:bank[ ]|checking[ ]|savings[ ]|iban[ ]|deposit[ ])?(?:account|acct\.?|a/c)",
+}
+
+
+class KeywordIdRecognizer(EntityRecognizer):
+    def __init__(self, entity: str, min_digits: int = 4):
+        super().__init__(supported_entities=[entity], name=f"Keyword{entity.title().replace('_', '')}Recognizer",
+                         supported_language="en")
+        extra = "" if entity == "HEALTH_PLAN_ID" else _ID_WORD
+        self.regex = re.compile(rf"(?i:\b(?:{_KEYWORDS[entity]}){extra})[ ]?[:#=]?[ ]?{_FILLER}{_ID}")
+        self.min_digits = min_digits
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in self.regex.finditer(text):
+            value = m.group("id")
+            if sum(c.isdigit() for c in value) >= self.min_digits and len(value) >= 5:
+                out.append(RecognizerResult(self.supported_entities[0], m.start("id"), m.end("id"), 0.85))
+        return out
+
+
 def custom_recognizers(entities: frozenset[str], with_ner: bool) -> list:
     out = []
+    dates = [e for e in ("DATE_OF_BIRTH", "DATE") if e in entities]
+    if dates:
+        out.append(StingDateRecognizer(dates))
+    for e in ("MEDICAL_RECORD_NUMBER", "HEALTH_PLAN_ID", "BANK_ACCOUNT"):
+        if e in entities:
+            out.append(KeywordIdRecognizer(e, min_digits=6 if e == "BANK_ACCOUNT" else 4))
     if "CREDIT_CARD" in entities:
         out.append(card_recognizer())
     if "PHONE_NUMBER" in entities:
@@ -195,18 +279,93 @@ def custom_recognizers(entities: frozenset[str], with_ner: bool) -> list:
 _DIGIT = re.compile(r"\d")
 
 
-_PRECISE = {"IP_ADDRESS", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS"}
+_PRECISE = {"IP_ADDRESS", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS", "MEDICAL_RECORD_NUMBER",
+            "HEALTH_PLAN_ID", "BANK_ACCOUNT", "DATE_OF_BIRTH", "DATE"}
+
+
+# Words the NER takes into a name's span ("Customer Jane Roe", "Dear Anna Berg,"): trimmed, so the
+# pseudonym of the name in prose is the pseudonym of the name column.
+ROLE_WORDS = {
+    "customer", "client", "patient", "pt", "caller", "member", "subscriber", "beneficiary", "technician", "tech",
+    "agent", "user", "nurse", "doctor", "dr", "mr", "mrs", "ms", "miss", "mx", "prof", "sir", "madam", "dear", "hi",
+    "hello", "contact", "owner", "cardholder", "driver", "manager", "employee", "applicant", "tenant", "guest",
+    "visitor", "holder", "attn", "per", "thanks", "regards", "mister", "herr", "frau", "mme", "mlle", "sr", "sra",
+    "account", "policyholder", "insured", "resident", "requester", "reporter", "engineer", "analyst", "officer",
+}
+_EDGE = re.compile(r"[\w'’.-]+")
+
+
+_NAME_TOKEN = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’]+)*$")
+_PARTICLES = {"de", "del", "della", "van", "von", "der", "den", "da", "di", "du", "le", "la", "y", "und", "zu", "ten",
+              "ter", "dos", "das", "bin", "ibn", "al"}
+
+
+def _extend_name(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name span grown to whole words (the NER may start inside "Auguste-Jacques"), then over
+    the surname words that follow it ("Palau Córdoba", "von und zu Coredo") and the given names
+    before it when they do not open the sentence."""
+    while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "-"):
+        start -= 1
+    while end < len(text) and (text[end].isalpha() or text[end] == "-"):
+        end += 1
+    while True:  # to the right: [particles] Name
+        m = re.match(r"((?:[ ](?:" + "|".join(_PARTICLES) + r"))*)[ ](\S+)", text[end:])
+        if not m or not _NAME_TOKEN.match(m.group(2).rstrip(".,;:)")) or m.group(2).rstrip(".,;:)").lower() in ROLE_WORDS:
+            break
+        end += m.start(2) + len(m.group(2).rstrip(".,;:)"))
+    while True:  # to the left: a title-case word that does not open the sentence
+        m = re.search(r"(\S+)[ ]$", text[:start])
+        if not m or not _NAME_TOKEN.match(m.group(1)) or m.group(1).lower() in ROLE_WORDS:
+            break
+        before = text[:m.start(1)].rstrip()
+        if not before or before[-1] in ".!?:;(\n":
+            break
+        start = m.start(1)
+    return start, end
+
+
+def _trim_name(text: str, f):
+    """The finding narrowed to its name words: leading/trailing role words and lower-case words
+    dropped, a trailing possessive too. None when nothing is left."""
+    f.start, f.end = _extend_name(text, f.start, f.end)
+    words = [(m.start() + f.start, m.end() + f.start, m.group()) for m in _EDGE.finditer(text[f.start:f.end])]
+
+    def noise(w: str) -> bool:
+        core = w.strip(".'’-")
+        return not core or core.lower() in ROLE_WORDS or core[0].islower()
+
+    while words and noise(words[0][2]):
+        words.pop(0)
+    while words and noise(words[-1][2]):
+        words.pop()
+    if not words:
+        return None
+    start, end = words[0][0], words[-1][1]
+    last = text[start:end]
+    for suffix in ("'s", "’s", "."):
+        if last.endswith(suffix) and end - len(suffix) > start:
+            end -= len(suffix)
+    f.start, f.end = start, end
+    return f
 
 
 def drop_false_positives(text: str, findings: list) -> list:
     """PERSON / LOCATION / NRP spans with a digit are ids, not names or places - except the
     address patterns above, which carry their own numbers. A PHONE_NUMBER overlapping a
-    validated entity (IP, SSN, card, IBAN, email) is that entity, not a phone."""
+    validated entity (IP, SSN, card, IBAN, email, or an identifier named by its keyword) is that
+    entity, not a phone. PERSON spans are trimmed to the name's own words."""
     keep = []
     precise = [f for f in findings if f.entity_type in _PRECISE]
-    for f in findings:
-        if f.entity_type == "PHONE_NUMBER" and any(p.start < f.end and p.end > f.start for p in precise):
+    seen = set()
+    for f in sorted(findings, key=lambda x: -x.score):
+        if f.entity_type == "PERSON" and _trim_name(text, f) is None:
             continue
+        if (f.entity_type, f.start, f.end) in seen:  # the same span twice once trimmed
+            continue
+        seen.add((f.entity_type, f.start, f.end))
+        if f.entity_type == "PHONE_NUMBER" and (any(p.start < f.end and p.end > f.start for p in precise)
+                                                or DATE_RE.fullmatch(text[f.start:f.end].strip())):
+            continue  # another entity's digits, or a date ("06.07.2026") the phone patterns also match
         if f.entity_type in ("PERSON", "NRP") and _DIGIT.search(text[f.start:f.end]):
             continue
         if f.entity_type == "LOCATION" and _DIGIT.search(text[f.start:f.end]) and not _is_address(f):

