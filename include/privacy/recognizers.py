@@ -144,6 +144,7 @@ def card_recognizer():
         name="StingCreditCardRecognizer", supported_language="en")
 
 
+_NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # dotted quad
 _PHONE_CANDIDATE = re.compile(r"[+(]?\d[\d ()./-]{4,}\d(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?")
 
 
@@ -159,6 +160,8 @@ def candidate_phone_recognizer():
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
             for m in _PHONE_CANDIDATE.finditer(text):
+                if _NOT_PHONE.fullmatch(m.group()) or DATE_RE.fullmatch(m.group()):
+                    continue  # an IPv4 address or a date: the matcher would reject it, slowly
                 lo, hi = max(0, m.start() - 2), min(len(text), m.end() + 2)
                 for r in super().analyze(text[lo:hi], entities, nlp_artifacts):
                     r.start += lo

@@ -62,15 +62,20 @@ def _offline_tldextract() -> None:
 FAST_PIPES = ("ner",)
 
 
-def _register_components() -> None:
-    from spacy.language import Language
+def _lowercase_lemmas(nlp_engine) -> None:
+    """Lower-cased tokens as Presidio's lemmas (its context words match lemmas), taken in the one
+    pass over the tokens Presidio makes anyway, instead of a spaCy component setting `lemma_` on
+    every token (a second pass, and a string-store write per token)."""
+    import types
 
-    if "sting_lower_lemma" not in Language.factories:
-        @Language.component("sting_lower_lemma")
-        def lower_lemma(doc):
-            for t in doc:
-                t.lemma_ = t.lower_
-            return doc
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    def artifact(self, doc, language):
+        entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+        return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[t.idx for t in doc],
+                            lemmas=[t.lower_ for t in doc], nlp_engine=self, language=language, scores=scores)
+
+    nlp_engine._doc_to_nlp_artifact = types.MethodType(artifact, nlp_engine)
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,12 +103,11 @@ def analyzer(entities: frozenset[str], stock: bool = False):
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
     if not stock:
-        _register_components()
         spacy_nlp = nlp.nlp["en"]
         keep = set(FAST_PIPES) if with_ner else set()
         spacy_nlp.disable_pipes(*[p for p in spacy_nlp.pipe_names if p not in keep])
         spacy_nlp.add_pipe("sentencizer", first=True)
-        spacy_nlp.add_pipe("sting_lower_lemma")
+        _lowercase_lemmas(nlp)
         # Presidio's PhoneRecognizer is replaced by CandidatePhoneRecognizer (same matcher, digit runs only)
         registry.recognizers = [r for r in registry.recognizers if set(r.supported_entities) & entities
                                 and type(r).__name__ != "PhoneRecognizer"]
