@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-privacy eval-privacy bench-events bench-lifecycle \
+.PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-document-dag bench-privacy eval-privacy bench-events bench-lifecycle \
 	comb-templates comb-from-template corpus search lint airflow restore
 
 venv: $(VENV)/.installed
@@ -37,7 +37,7 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-combs bench-documents bench-privacy eval-privacy bench-events bench-lifecycle
+bench: bench-combs bench-documents bench-document-dag bench-privacy eval-privacy bench-events bench-lifecycle
 
 # Events through validate + enrich + score + store against a bare COPY; publish -> row latency
 # through the scheduled DAG (EVENT_BENCH_ARGS=--no-airflow to skip it).
@@ -51,8 +51,13 @@ bench-lifecycle: stack-up
 bench-combs: stack-up
 	$(PY) bench/comb_throughput.py $(COMB_BENCH_ARGS)
 
+# Library-path ingestion, search latency, and retrieval (hybrid vs vector-only) on two corpora.
 bench-documents: stack-up corpus
 	$(PY) bench/documents.py $(DOC_BENCH_ARGS)
+
+# document_ingestion triggered through Airflow's REST API against a bare encode of the same chunks.
+bench-document-dag: stack-up corpus
+	$(PY) bench/document_dag.py $(DOC_DAG_BENCH_ARGS)
 
 # Privacy engine: free-text throughput against per-record Presidio, structured actions.
 bench-privacy: venv
@@ -73,10 +78,13 @@ comb-from-template: venv
 
 # The real document corpus of the document benchmark and retrieval evaluation (Debian package).
 corpus:
+	@command -v man >/dev/null && command -v col >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq man-db bsdextrautils; }
 	@test -d /usr/share/doc/postgresql-doc-15/html || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-doc-15; }
 
 # make search Q="how do honeypots capture malware"   (all jars; JARS="--jar ID" to narrow)
+# Asks the running API server's /sting/api/v1/search (no model load here); --local searches in-process.
 search: venv
 	$(PY) -m include.documents.search "$(Q)" $(JARS)
 

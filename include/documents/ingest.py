@@ -83,6 +83,7 @@ def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -
                  for r in conn.execute("SELECT upload_path, honey_jar_id, metadata, title FROM documents "
                                        "WHERE upload_path LIKE %s", (f"s3://{bucket}/{prefix}%",))}
     found = []
+    record_etags: list[tuple[str, str]] = []
     c = storage.s3_client()
     for obj in storage.list_keys(bucket, prefix):
         uri = storage.uri(bucket, obj["Key"])
@@ -92,9 +93,7 @@ def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -
             if seen_etag and seen_etag == etag:
                 continue
             if not seen_etag:  # registered without an ETag: record it; its processing reads the bytes anyway
-                with connect() as conn:
-                    conn.execute("UPDATE documents SET metadata = COALESCE(metadata, '{}'::jsonb) || "
-                                 "jsonb_build_object('etag', %s::text) WHERE upload_path = %s", (etag, uri))
+                record_etags.append((etag, uri))
                 continue
             with connect() as conn:  # re-uploaded with new bytes
                 found.append(register_upload(conn, jar, uri, title=title, size=obj["Size"], etag=etag))
@@ -106,6 +105,10 @@ def discover_uploads(bucket: str = UPLOAD_BUCKET, prefix: str = UPLOAD_PREFIX) -
         with connect() as conn:
             found.append(register_upload(conn, jar, uri, title=meta.get("title"), size=obj["Size"], etag=etag,
                                          tags=[t for t in meta.get("tags", "").split(",") if t]))
+    if record_etags:  # one connection, one statement per object (not a connection each)
+        with connect() as conn, conn.cursor() as cur:
+            cur.executemany("UPDATE documents SET metadata = COALESCE(metadata, '{}'::jsonb) || "
+                            "jsonb_build_object('etag', %s::text) WHERE upload_path = %s", record_etags)
     return found
 
 

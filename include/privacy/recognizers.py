@@ -107,6 +107,27 @@ _DUTCH_GERMAN = (r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|st
                  r"singel|dijk|hof|pad|dreef|markt|park|baan|veld|lei|wal")
 
 
+_MONTHS_DAYS = ("January|February|March|April|May|June|July|August|September|October|November|December|"
+               "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|"
+               "Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun")
+_PLACEWORD = rf"(?!(?:{_MONTHS_DAYS})\b)[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)*"
+
+
+def place_after_preposition_recognizer() -> PatternRecognizer:
+    """A place named alone after "in / at / from / near / to (the)", as in "met her in Schoorl",
+    "redeliver to the Cavallasca depot": one to three title-case words (not a month or a
+    weekday; particles such as "de", "sur", "am" allowed between), not opening a sentence. Weak
+    (0.4): the NER or an address pattern usually says more. Product and team names go in the
+    allow list."""
+    return PatternRecognizer(
+        supported_entity="LOCATION", name="PlaceAfterPrepositionRecognizer", supported_language="en",
+        global_regex_flags=_FLAGS,
+        patterns=[Pattern("place after a preposition",
+                          rf"(?<=[a-z,][ ](?:in|at|from|near|to|of)[ ](?:the[ ])?){_PLACEWORD}"
+                          rf"(?:[ ](?:(?:de|di|del|la|le|sur|am|an|der|op|aan)[ ])?{_PLACEWORD}){{0,2}}\b", 0.4)],
+    )
+
+
 def address_recognizer() -> PatternRecognizer:
     return PatternRecognizer(
         supported_entity="LOCATION", name="StreetAddressRecognizer", supported_language="en", global_regex_flags=_FLAGS,
@@ -276,6 +297,7 @@ def custom_recognizers(entities: frozenset[str], with_ner: bool) -> list:
             out.append(NameLikeOrgRecognizer())
     if "LOCATION" in entities:
         out.append(address_recognizer())
+        out.append(place_after_preposition_recognizer())
     return out
 
 

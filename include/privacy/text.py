@@ -233,6 +233,15 @@ def _worker(args):
     return _scrub_chunk(*args)
 
 
+def _one_blas_thread() -> None:
+    """Worker processes share the cores: one BLAS thread each (spaCy's NER multiplies matrices
+    through numpy; OpenBLAS would start a thread per core in every worker and they would spin
+    against each other)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 PARALLEL_MIN_TEXTS = 2_000
 
 
@@ -269,7 +278,7 @@ def scrub_texts(texts: list[str | None], actions_by_entity: dict[str, str], *, s
                known_values[i:i + size] if known_values is not None else None, allow_list)
               for i in range(0, len(texts), size)]
     out, counts = [], {}
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork"), initializer=_one_blas_thread) as pool:
         for part, c in pool.map(_worker, chunks):
             out.extend(part)
             for k, v in c.items():

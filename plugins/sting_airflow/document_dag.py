@@ -14,6 +14,15 @@ EMBEDDING_POOL = "embedding"
 DOCUMENTS_POOL = "documents"
 
 
+def _background() -> None:
+    """Ingestion's steps other than embedding run at a lower CPU priority (nice 10): torch's
+    threads do not use all of a worker's cores, and extraction and chunking of the next batches
+    take the rest instead of slowing the embedding down."""
+    import os
+
+    os.nice(10)
+
+
 def auto_batch_size(n: int) -> int:
     """16 documents per batch, more when that would make more than 12 batches."""
     return max(16, -(-n // 12))
@@ -55,6 +64,7 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
         def discover_uploads() -> int:
             from include.documents.ingest import discover_uploads as discover
 
+            _background()
             return len(discover())
 
         @task
@@ -76,6 +86,7 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
             def prepare(document_ids: list[str], **context) -> dict | None:
                 from include.documents.ingest import prepare as prep
 
+                _background()
                 result = prep(document_ids, run_key=context["run_id"].replace(":", "_").replace("+", "_"))
                 # the plan (ids only) for `complete`; the chunk file's reference for the upsert
                 context["ti"].xcom_push(key="plan", value={k: v for k, v in result.items() if k != "chunks_ref"})
