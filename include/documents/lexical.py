@@ -112,7 +112,7 @@ def search(conn, query: str, jar_ids: list[str] | None = None, where: dict | Non
            limit: int = 100) -> list[dict]:
     """Chunks ranked by Okapi BM25 over the query's lexemes: [{chunk_id, document_id, score}]."""
     flt, fparams = _filter_sql(where)
-    scope = "(%s::uuid[] IS NULL OR c.honey_jar_id = ANY(%s::uuid[])) AND " + flt.replace("metadata", "c.metadata")
+    scope = "(%s::uuid[] IS NULL OR c.honey_jar_id = ANY(%s::uuid[])) AND " + flt
     sparams = [jar_ids, jar_ids, *fparams]
     lexemes = [r["lexeme"] for r in conn.execute(
         "SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))", (query,))]
