@@ -113,19 +113,29 @@ _MONTHS_DAYS = ("January|February|March|April|May|June|July|August|September|Oct
 _PLACEWORD = rf"(?!(?:{_MONTHS_DAYS})\b)[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)*"
 
 
-def place_after_preposition_recognizer() -> PatternRecognizer:
+_PLACE = re.compile(rf"(?<=[a-z,])[ ](?:in|at|from|near|to|of)[ ](?:the[ ])?(?P<place>{_PLACEWORD}"
+                    rf"(?:[ ](?:(?:de|di|del|la|le|sur|am|an|der|op|aan)[ ])?{_PLACEWORD}){{0,2}})\b")
+
+
+class PlaceAfterPrepositionRecognizer(EntityRecognizer):
     """A place named alone after "in / at / from / near / to (the)", as in "met her in Schoorl",
     "redeliver to the Cavallasca depot": one to three title-case words (not a month or a
     weekday; particles such as "de", "sur", "am" allowed between), not opening a sentence. Weak
     (0.4): the NER or an address pattern usually says more. Product and team names go in the
-    allow list."""
-    return PatternRecognizer(
-        supported_entity="LOCATION", name="PlaceAfterPrepositionRecognizer", supported_language="en",
-        global_regex_flags=_FLAGS,
-        patterns=[Pattern("place after a preposition",
-                          rf"(?<=[a-z,][ ](?:in|at|from|near|to|of)[ ](?:the[ ])?){_PLACEWORD}"
-                          rf"(?:[ ](?:(?:de|di|del|la|le|sur|am|an|der|op|aan)[ ])?{_PLACEWORD}){{0,2}}\b", 0.4)],
-    )
+    allow list. (A forward scan with the place as a group: a look-behind evaluated at every
+    position of every text cost 12% of the engine's time.)"""
+
+    def __init__(self):
+        super().__init__(supported_entities=["LOCATION"], name="PlaceAfterPrepositionRecognizer",
+                         supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [RecognizerResult("LOCATION", m.start("place"), m.end("place"), 0.4,
+                                 recognition_metadata={"recognizer_name": self.name})
+                for m in _PLACE.finditer(text)]
 
 
 def address_recognizer() -> PatternRecognizer:
@@ -297,7 +307,7 @@ def custom_recognizers(entities: frozenset[str], with_ner: bool) -> list:
             out.append(NameLikeOrgRecognizer())
     if "LOCATION" in entities:
         out.append(address_recognizer())
-        out.append(place_after_preposition_recognizer())
+        out.append(PlaceAfterPrepositionRecognizer())
     return out
 
 
