@@ -211,3 +211,39 @@ def test_discover_registers_new_uploads_and_changed_bytes(jar):
                                    Metadata={"honey-jar-id": jar, "title": "feed.csv"})
     assert ingest.discover_uploads(prefix=f"documents/{jar}/") == new  # re-uploaded: pending again
     assert docs(jar)["feed.csv"]["processing_status"] == "pending"
+
+
+def _rows(document_id: str) -> set[str]:
+    with connect() as conn:
+        return {r["chunk_id"] for r in conn.execute(
+            "SELECT chunk_id FROM document_chunks WHERE document_id = %s", (document_id,))}
+
+
+def _sections(n: int, topic: str) -> bytes:
+    words = "sensor attacker session credential password scanner payload dropper telnet ssh port".split()
+    return "\n\n".join(f"## {topic} section {i}\n\n" + " ".join(words[(i + j) % len(words)] for j in range(160))
+                       for i in range(n)).encode()
+
+
+def test_full_text_rows_follow_the_vectors_across_a_batch(jar):
+    """complete() prunes and backfills the full-text rows of a whole batch at once: after changed,
+    extended and shrunk documents (one whose rows predate the table), every document's rows are
+    exactly its vectors."""
+    a = upload(jar, "a.md", _sections(6, "alpha"))
+    b = upload(jar, "b.md", _sections(6, "beta"))
+    c = upload(jar, "c.md", _sections(3, "gamma"))
+    ingest.process(ingest.claim(jar_id=jar))
+    assert all(_rows(d) == vector_ids(document_id=d) and _rows(d) for d in (a, b, c))
+    with connect() as conn:  # a's chunks embedded before the table existed
+        conn.execute("DELETE FROM document_chunks WHERE document_id = %s", (a,))
+    upload(jar, "a.md", _sections(8, "alpha"))  # extended: its first chunks keep their ids
+    upload(jar, "b.md", _sections(2, "beta"))  # shrunk: rows of its dropped chunks go
+    upload(jar, "c.md", _sections(3, "delta"))  # rewritten
+    before_a = vector_ids(document_id=a)
+    r = ingest.process(ingest.claim(jar_id=jar))
+    assert r["completed"] == 3
+    for d in (a, b, c):
+        assert _rows(d) == vector_ids(document_id=d) != set()
+    assert before_a & vector_ids(document_id=a)  # kept chunks were backfilled, not re-embedded away
+    assert search("gamma", [jar], k=3, mode="lexical", use_cache=False)["results"] == []  # old words gone
+    assert search("delta", [jar], k=3, mode="lexical", use_cache=False)["results"][0]["title"] == "c.md"

@@ -162,14 +162,15 @@ def _fail(conn, doc_id: str, reason: str) -> None:
         (json.dumps({"reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}), doc_id))
 
 
-def _complete(conn, doc_id: str, content_hash: str, size: int, chunk_count: int, embedding: dict) -> None:
-    conn.execute(
-        """UPDATE documents SET processing_status = CASE WHEN metadata ? 'requeue' THEN 'pending' ELSE 'completed' END,
+_COMPLETE_SQL = """UPDATE documents SET processing_status = CASE WHEN metadata ? 'requeue' THEN 'pending' ELSE 'completed' END,
                   processed_at = NOW(), chunk_count = %s, content_hash = %s, file_size = %s,
                   -- re-registered while it was processed: pending again, for the new bytes
                   metadata = (COALESCE(metadata, '{}'::jsonb) - 'error' - 'duplicate_of' - 'requeue') || %s
-            WHERE id = %s""",
-        (chunk_count, content_hash, size, Jsonb(embedding), doc_id))
+            WHERE id = %s"""
+
+
+def _complete(conn, doc_id: str, content_hash: str, size: int, chunk_count: int, embedding: dict) -> None:
+    conn.execute(_COMPLETE_SQL, (chunk_count, content_hash, size, Jsonb(embedding), doc_id))
 
 
 def _prepare_one(conn, coll, doc, existing: set[str], limits: Limits | None, summary: dict):
@@ -324,19 +325,26 @@ def complete(prepared: dict, upserted: dict | None = None, collection_name: str 
     from include.documents.search import invalidate_jars
 
     coll = vectorstore.collection(collection_name)
-    stale_total = 0
-    have = vectorstore.ids_by_document(coll, [p["document_id"] for p in prepared["plan"]])
+    plan = prepared["plan"]
+    keep = {p["document_id"]: p["chunk_ids"] for p in plan}
+    have = vectorstore.ids_by_document(coll, list(keep))
+    stale = sorted(c for d, ids in have.items() for c in ids - set(keep.get(d, ())))
+    stale_total = vectorstore.delete_ids(coll, stale)
     with connect(autocommit=True) as conn:
-        for p in prepared["plan"]:
-            stale = sorted(have[p["document_id"]] - set(p["chunk_ids"]))
-            stale_total += vectorstore.delete_ids(coll, stale)
-            lexical.prune(conn, p["document_id"], p["chunk_ids"])
-            lexical.backfill(conn, coll, p["document_id"], p["chunk_ids"])  # kept chunks of an earlier run
+        # Set-based over the batch: one DELETE of rows no document produces any more, one lookup
+        # (and one vector-store read) for kept chunks of an earlier run this table lacks.
+        lexical.prune_many(conn, keep)
+        lexical.backfill_many(conn, coll, keep)
+        done = []
+        for p in plan:
             emb = {"status": "embedded", "content_hash": p["content_hash"], "chunking": p["chunking"], "model": MODEL,
                    "chunk_count": len(p["chunk_ids"])}
             if p.get("text_fields"):
                 emb.update(text_fields=p["text_fields"], key_fields=p.get("key_fields") or [])
-            _complete(conn, p["document_id"], p["content_hash"], p["file_size"], len(p["chunk_ids"]), {"embedding": emb})
+            done.append((len(p["chunk_ids"]), p["content_hash"], p["file_size"], Jsonb({"embedding": emb}),
+                         p["document_id"]))
+        with conn.cursor() as cur:
+            cur.executemany(_COMPLETE_SQL, done)  # pipelined: one round trip for the batch
     changed = prepared["jars"]
     invalidated = invalidate_jars(changed)
     return {"completed": len(prepared["plan"]), "stale_deleted": stale_total,

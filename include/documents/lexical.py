@@ -68,11 +68,36 @@ def missing(conn, document_id: str, chunk_ids: list[str]) -> list[str]:
 def backfill(conn, coll, document_id: str, chunk_ids: list[str]) -> int:
     """Rows for chunks the vector store holds but this table lacks (documents embedded before the
     table existed), copied from the store: no re-embedding."""
-    need = missing(conn, document_id, chunk_ids)
+    return backfill_many(conn, coll, {document_id: chunk_ids})
+
+
+def prune_many(conn, keep: dict[str, list[str]]) -> int:
+    """`prune` for a batch of documents in one statement: each document keeps its own ids."""
+    if not keep:
+        return 0
+    docs = list(keep)
+    kept = [c for ids in keep.values() for c in ids]
+    return conn.execute(
+        "DELETE FROM document_chunks WHERE document_id = ANY(%s::uuid[]) AND chunk_id <> ALL(%s::text[])",
+        (docs, kept)).rowcount
+
+
+def backfill_many(conn, coll, keep: dict[str, list[str]]) -> int:
+    """`backfill` for a batch of documents: one query for the ids this table lacks, one read of
+    the vector store for all of them."""
+    want = [c for ids in keep.values() for c in ids]
+    if not want:
+        return 0
+    have = {r["chunk_id"] for r in conn.execute(
+        "SELECT chunk_id FROM document_chunks WHERE chunk_id = ANY(%s::text[])", (want,))}
+    need = list(dict.fromkeys(c for c in want if c not in have))
     if not need:
         return 0
-    got = coll.get(ids=need, include=["documents", "metadatas"])
-    return write(conn, rows_from(got["ids"], got["documents"], got["metadatas"]))
+    n, step = 0, 5000  # bounded requests to the store however many are missing
+    for i in range(0, len(need), step):
+        got = coll.get(ids=need[i:i + step], include=["documents", "metadatas"])
+        n += write(conn, rows_from(got["ids"], got["documents"], got["metadatas"]))
+    return n
 
 
 def _tsq(lexeme: str) -> str:

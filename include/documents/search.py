@@ -158,10 +158,17 @@ def retrieve(query: str, jar_ids: list[str] | None = None, k: int = 5, where: di
         for i, cids in enumerate((by_doc[d] for d in ranked), start=1):
             best = item(cids[0])  # led by its best evidence
             best["score"] = round(doc_score[ranked[i - 1]], 6)
-            best["chunks"] = [{x: item(c)[x] for x in ("chunk_id", "chunk_index", "score", "similarity", "vector_rank",
-                                                         "lexical_rank", "text")} for c in cids[:chunks_per_document]]
+            best["chunks"] = [_evidence(item(c)) for c in cids[:chunks_per_document]]
             results.append({"rank": i, **best})
     return {"query": query, "jar_ids": jar_ids, "k": k, "mode": used, "level": level, "results": results}
+
+
+_EVIDENCE = ("chunk_id", "chunk_index", "score", "similarity", "vector_rank", "lexical_rank", "text")
+
+
+def _evidence(it: dict) -> dict:
+    """A document result's supporting chunk: the chunk fields without the document's own."""
+    return {x: it[x] for x in _EVIDENCE}
 
 
 def search(query: str, jar_ids: list[str] | None = None, k: int = 5, where: dict | None = None,
