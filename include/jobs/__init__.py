@@ -13,6 +13,7 @@ JOB_MODULES = {
     "backup_redis": "include.jobs.backup_redis",
     "backup_object_storage": "include.jobs.backup_object_storage",
     "restore_drill": "include.jobs.restore_drill",
+    "weekly_ml_training": "include.jobs.weekly_ml_training",
 }
 
 

@@ -38,7 +38,25 @@ def _config(ctx: JobContext):
 
     p = ctx.params
     return IngestConfig(dedup_window_seconds=int(p["dedup_window_seconds"]), alert_threshold=int(p["alert_threshold"]),
-                        alert_window_seconds=int(p["alert_window_seconds"]), write_payloads=bool(p["write_payloads"]))
+                        alert_window_seconds=int(p["alert_window_seconds"]), write_payloads=bool(p["write_payloads"]),
+                        anomaly=_scorer(ctx) if p.get("use_anomaly_model", True) else None)
+
+
+def _scorer(ctx: JobContext):
+    """The promoted anomaly detector (weekly_ml_training), if any. A model that cannot be loaded
+    does not stop ingestion: events are scored by the rule alone, and the log says why."""
+    from include.ml.registry import UntrustedModel
+    from include.ml.scorer import promoted_scorer
+
+    try:
+        with ctx.clients.db() as conn:
+            s = promoted_scorer(conn, ctx.clients.s3)
+    except (UntrustedModel, KeyError, ValueError, OSError) as e:
+        ctx.log.error("anomaly model not loaded, scoring by the rule alone: %s", e)
+        return None
+    if s is not None:
+        ctx.log.info("scoring with %s", s.label)
+    return s
 
 
 def _decode(v) -> str:
@@ -278,6 +296,8 @@ JOB = Job(
         "alert_window_seconds": Param(3600, "integer", "repeats of an alert (same rule, source, jar) within this "
                                       "window update one alert", {"minimum": 60}),
         "write_payloads": Param(True, "boolean", "write processed payloads to event-payloads/processed/"),
+        "use_anomaly_model": Param(True, "boolean", "add the promoted anomaly detector's score (weekly_ml_training) "
+                                   "to the threat level, recording its version in events.scored_by"),
         "event_combs": Param(["sample_events_stream"], "array", "stream combs whose Parquet outputs are honeypot "
                              "events (one event per row)", {"items": {"type": "string"}}),
     },

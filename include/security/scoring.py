@@ -15,7 +15,7 @@ high from 7, medium from 5, low below.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from include.security.events import Event
 
@@ -23,8 +23,12 @@ BASE = {"port_scan": 2, "http_request": 2, "login_attempt": 3, "command": 5, "ma
 EXPLOIT_PATHS = ("/cgi-bin/", "/.env", "/wp-login.php", "/phpmyadmin", "/boaform", "/shell", "/hnap1",
                  "/vendor/phpunit", "/actuator", "/.git/")
 
-# The hook for the weekly ML job: a callable (event -> (score in [0, 1], model version)) or None.
-AnomalyScorer = Callable[[Event], tuple[float, str]]
+class AnomalyScorer(Protocol):
+    """The hook for the weekly ML job's promoted detector (include/ml/scorer.py)."""
+
+    label: str  # what `events.scored_by` records, e.g. "anomaly_detector:v20261122-1a2b3c4d"
+
+    def score_batch(self, conn, events: list[Event]) -> dict: ...  # event id -> score in [0, 1]
 
 
 def base_level(ev: Event) -> int:

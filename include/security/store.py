@@ -220,12 +220,15 @@ def ingest_batch(clients: Clients, messages: list[Message], cfg: IngestConfig | 
         running: Counter = Counter()
         hits_of: dict[uuid.UUID, list[dict]] = {}
         for _, e in new:
-            hits = enrich.ioc_enrich(e, indicators)
-            hits_of[e.id] = hits
-            anomaly = None
-            if cfg.anomaly is not None:
-                anomaly, e.scored_by = cfg.anomaly(e)
-                e.anomaly_score = anomaly
+            hits_of[e.id] = enrich.ioc_enrich(e, indicators)
+        # the promoted detector scores each event's source over the trailing hour (stored events
+        # and this batch's), after enrichment (IOC hits are one of its features)
+        scores = cfg.anomaly.score_batch(conn, [e for _, e in new]) if cfg.anomaly is not None and new else {}
+        for _, e in new:
+            hits = hits_of[e.id]
+            anomaly = scores.get(e.id)
+            if anomaly is not None:
+                e.anomaly_score, e.scored_by = anomaly, cfg.anomaly.label
             e.threat_level = scoring.threat_level(e, hits, past.get(e.source_ip, 0) + running[e.source_ip], anomaly)
             running[e.source_ip] += 1
             e.ecs["event"]["severity"] = e.threat_level
