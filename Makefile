@@ -10,7 +10,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
 .PHONY: venv stack-up stack-down stack-status demo test bench bench-combs bench-documents bench-document-dag bench-privacy eval-privacy bench-events bench-lifecycle \
-	comb-templates comb-from-template corpus search lint airflow restore
+	comb-templates comb-from-template corpus search lint airflow restore bench-ml models model-rollback
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt constraints.txt requirements-models.txt
@@ -37,10 +37,20 @@ test: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-combs bench-documents bench-document-dag bench-privacy eval-privacy bench-events bench-lifecycle
+bench: bench-combs bench-documents bench-document-dag bench-privacy eval-privacy bench-events bench-lifecycle bench-ml
 
 # Events through validate + enrich + score + store against a bare COPY; publish -> row latency
 # through the scheduled DAG (EVENT_BENCH_ARGS=--no-airflow to skip it).
+bench-ml: venv
+	$(PY) -m bench.ml_eval
+
+# The model registry: `make models`; `make model-rollback MODEL=anomaly_detector [TO=version]`
+models: venv
+	$(PY) -m include.ml.registry list
+
+model-rollback: venv
+	$(PY) -m include.ml.registry rollback $(MODEL) $(if $(TO),--to $(TO))
+
 bench-events: stack-up
 	$(PY) bench/events.py $(EVENT_BENCH_ARGS)
 

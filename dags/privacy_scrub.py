@@ -7,6 +7,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
+from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import PresidioScrubOperator
 
 with DAG(
@@ -16,6 +17,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["privacy"],
+    default_args={"on_failure_callback": failure_callbacks()},
     render_template_as_native_obj=True,  # lists and null stay lists and null
     params={
         "input_uri": Param("s3://user-files/example.csv", type="string", pattern="^s3://[^/]+/.+"),

@@ -48,6 +48,11 @@ class Settings:
     sample_api_url: str = "http://127.0.0.1:8765"
     taxii_url: str = "http://127.0.0.1:6100"
     feed_server_url: str = "http://127.0.0.1:8766"
+    # failure notifications: the local stack's SMTP server and webhook receiver (the Airflow
+    # connections smtp_default and sting_notify_webhook point there), and who gets the mails
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    notify_sink_url: str = "http://127.0.0.1:8027"
+    notify_emails: tuple[str, ...] = ("sting-ops@localhost",)
     # Staging objects and incomplete uploads older than this are leftovers of killed runs (a run's
     # task times out after 2 hours, so nothing alive is that old).
     staging_max_age: timedelta = timedelta(hours=6)
@@ -100,6 +105,9 @@ def get_settings() -> Settings:
         sample_api_url=_env("STING_SAMPLE_API_URL", "http://127.0.0.1:8765"),
         taxii_url=_env("STING_TAXII_URL", "http://127.0.0.1:6100"),
         feed_server_url=_env("STING_FEED_SERVER_URL", "http://127.0.0.1:8766"),
+        smtp_url=_env("STING_SMTP_URL", "smtp://127.0.0.1:8025"),
+        notify_sink_url=_env("STING_NOTIFY_SINK_URL", "http://127.0.0.1:8027"),
+        notify_emails=tuple(x.strip() for x in _env("STING_NOTIFY_EMAILS", "sting-ops@localhost").split(",") if x.strip()),
         staging_max_age=timedelta(seconds=float(_env("STING_STAGING_MAX_AGE_SECONDS", "21600"))),
         app_pg_host=_env("STING_APP_PG_HOST", _env("STING_PG_HOST", "127.0.0.1")),
         app_pg_port=int(_env("STING_APP_PG_PORT", "5433")),

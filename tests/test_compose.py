@@ -27,13 +27,16 @@ SETTING_ENV = {
     "app_pg_host": "STING_APP_PG_HOST", "app_pg_port": "STING_APP_PG_PORT", "backup_bucket": "STING_BACKUP_BUCKET",
     "archive_bucket": "STING_ARCHIVE_BUCKET", "pgbackrest_config": "STING_PGBACKREST_CONFIG",
     "pgbackrest_stanza": "STING_PGBACKREST_STANZA", "s3_tls_endpoint": "STING_S3_TLS_ENDPOINT",
+    "notify_emails": "STING_NOTIFY_EMAILS",
 }
 # Used by the local stack and the tests only (sample sources); production combs name their own hosts.
 LOCAL_ONLY = {"sample_source_db", "stack_dir", "mysql_host", "mysql_port", "nats_url", "sample_api_url",
               # the sample threat feeds of the local stack (production feeds name their URLs in include/feeds/)
               "taxii_url", "feed_server_url",
               # the stack's seeding and the CLI; tasks read Vault through the hook (AppRole in production)
-              "vault_token", "staging_max_age"}
+              "vault_token", "staging_max_age",
+              # the stack's notification sink; production names its relay and webhook in the connections
+              "smtp_url", "notify_sink_url"}
 
 
 def test_settings_map_is_complete():
@@ -69,6 +72,8 @@ def test_every_airflow_service_has_the_environment_the_code_reads():
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__SECRETS__BACKEND"].endswith("hashicorp.secrets.vault.VaultBackend")
         assert "AIRFLOW_CONN_VAULT_DEFAULT" in env and env["PYTHONPATH"] == "/opt/airflow:/opt/airflow/plugins"
+        for conn in ("SMTP_DEFAULT", "STING_NOTIFY_WEBHOOK", "STING_AIRFLOW_API"):  # notifications, notes, pausing
+            assert f"AIRFLOW_CONN_{conn}" in env
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
         assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         # every host the code talks to is a service of this file

@@ -21,14 +21,9 @@ from include.security import events as E
 DAYS = 10
 
 
-def _sunday_3am_before(t: datetime) -> datetime:
-    t = t.replace(hour=3, minute=0, second=0, microsecond=0)
-    return t - timedelta(days=(t.weekday() + 1) % 7)
-
-
 # Far enough in the past that no other test's hours or days see these events; within the events'
 # two-year retention.
-X = _sunday_3am_before(datetime.now(UTC) - timedelta(days=400))
+X = campaigns.lab_week(datetime.now(UTC), days_back=410)
 START = X - timedelta(days=DAYS)
 
 

@@ -87,6 +87,46 @@ def _run(api: AirflowAPI, dag_id: str, conf: dict) -> tuple[bool, str]:
     return state == "success", r["dag_run_id"]
 
 
+def ml_training(api: AirflowAPI) -> bool:
+    """Labelled lab traffic (scripted campaigns and benign background, far in the past), then
+    weekly_ml_training through the REST API over it: the versions, metrics and gate decisions."""
+    from include.clients import Clients
+    from include.ml import campaigns, registry
+
+    c = Clients.from_settings()
+    x = campaigns.lab_week(datetime.now(UTC))
+    loaded = campaigns.load(c, campaigns.generate(x - timedelta(days=14), days=14, seed=1))
+    print(f"\n== weekly model training\nlabelled lab traffic, 14 days to {x:%Y-%m-%d %H:%M}: {loaded['messages']} events "
+          f"({loaded['stored']} new, {loaded['already']} already stored), {loaded['labels']} labelled windows")
+    ok, run_id = _run(api, "weekly_ml_training", {"interval_start": (x - timedelta(days=7)).isoformat(),
+                                                  "interval_end": x.isoformat()})
+    with c.db() as conn:
+        row = conn.execute("SELECT counts FROM job_runs WHERE job = 'weekly_ml_training' AND run_key = %s",
+                           (run_id,)).fetchone()
+        counts = (row or {}).get("counts") or {}
+        for name in registry.MODELS:
+            step = counts.get("train_anomaly_detector" if name == "anomaly_detector" else "update_threat_classifier", {})
+            cur = registry.promoted(conn, name)
+            print(f"  {name}: version {step.get('version')} ({step.get('algorithm')}), "
+                  f"{registry.GATE_METRIC[name]} {step.get(registry.GATE_METRIC[name])}"
+                  + (f", ROC-AUC {step.get('roc_auc')}" if 'roc_auc' in step else "")
+                  + f"; {'promoted' if step.get('promoted') else 'not promoted'}: {step.get('reason')}")
+            if cur:
+                m = cur["card"].get("comparison") or {}
+                if name == "anomaly_detector":
+                    for k, v in m.items():
+                        h = v["holdout"]
+                        print(f"    {k:18s} holdout ROC-AUC {h['roc_auc']}, PR-AUC {h['pr_auc']}")
+                else:
+                    for k, v in m.items():
+                        print(f"    {k:22s} macro-F1 {v.get('macro_f1')}")
+                print(f"    promoted now: {cur['version']} ({cur['uri']})")
+        d = counts.get("drift_report", {})
+        print(f"  drift report: {d.get('report')} (drifted features: {', '.join(d.get('drifted') or []) or 'none'})")
+    c.close()
+    return ok
+
+
 def security_analytics(api: AirflowAPI) -> bool:
     """Honeypot traffic into the queue, then the three security DAGs through the REST API."""
     from include.clients import Clients
@@ -117,6 +157,13 @@ def security_analytics(api: AirflowAPI) -> bool:
           f"duplicates folded {ingest['duplicates']}, redelivered (already stored) {ingest['already']}, rejected "
           f"{ingest['rejected']} {reasons}, alerts new {ingest['alerts_new']} / updated {ingest['alerts_updated']}, "
           f"processed payloads {ingest['payloads_written']}")
+    with c.db() as conn:
+        scored = conn.execute("""SELECT COALESCE(scored_by, 'the rule alone') AS by, count(*) AS n,
+                                        round(avg(anomaly_score)::numeric, 3) AS avg_score
+                                   FROM events WHERE ingested_at >= %s GROUP BY 1 ORDER BY 2 DESC""",
+                              (published_at,)).fetchall()
+    for r in scored:
+        print(f"  threat levels of {r['n']} events scored with {r['by']} (mean anomaly score {r['avg_score']})")
     now = datetime.now(UTC)
     h = now.replace(minute=0, second=0, microsecond=0)
     good, run = _run(api, "hourly_aggregation", {"interval_start": (h - timedelta(hours=3)).isoformat(),
@@ -247,6 +294,7 @@ def main() -> int:
         print(f"  honey jar: '{row['jar']}' with {row['document_count']} document(s)")
         if row["error_message"]:
             print(f"  error: {row['error_message']}")
+    ok &= ml_training(api)  # first: event_ingestion then scores with the promoted detector
     ok &= security_analytics(api)
     jar = ingest_sample_documents(api)
     with connect() as conn:

@@ -296,6 +296,18 @@ def ensure_feed_server() -> str:
     return f"started the sample MISP / CSV feed server at {S.feed_server_url}"
 
 
+def ensure_notify_sink() -> str:
+    """The SMTP server and webhook receiver failure notifications go to (include/devstack/notify_sink.py)."""
+    host, smtp_port = _hostport(S.smtp_url)
+    _, http_port = _hostport(S.notify_sink_url)
+    if _port_open(host, smtp_port) and _port_open(host, http_port):
+        return f"reusing the notification sink at smtp://{host}:{smtp_port} and {S.notify_sink_url}"
+    _start("notify-sink", [sys.executable, "-m", "include.devstack.notify_sink", "--host", host, "--smtp-port",
+                           str(smtp_port), "--http-port", str(http_port), "--dir", str(STACK / "notifications")])
+    _wait("notification sink", lambda: _port_open(host, smtp_port) and _port_open(host, http_port), 20, "notify-sink")
+    return f"started the notification sink: SMTP {host}:{smtp_port} (aiosmtpd), webhooks and mail at {S.notify_sink_url}"
+
+
 MARIADBD = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 
 
@@ -689,6 +701,18 @@ def airflow_env() -> dict:
             "conn_type": "redis", "host": _hostport(S.redis_url)[0], "port": _hostport(S.redis_url)[1],
             "extra": {"db": int(urlsplit(S.redis_url).path.strip("/") or 0)},
         }),
+        # failure notifications (plugins/sting_airflow/notify.py): the stack's SMTP sink and webhook
+        # receiver, and the REST API as a service account for run notes and pausing a failing comb
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+            "conn_type": "smtp", "host": _hostport(S.smtp_url)[0], "port": _hostport(S.smtp_url)[1],
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "sting-airflow@localhost",
+                      "timeout": 10, "retry_limit": 1},
+        }),
+        "AIRFLOW_CONN_STING_NOTIFY_WEBHOOK": json.dumps({"conn_type": "http", "host": f"{S.notify_sink_url}/webhook"}),
+        "AIRFLOW_CONN_STING_AIRFLOW_API": json.dumps({
+            "conn_type": "http", "host": _hostport(S.airflow_url)[0], "port": _hostport(S.airflow_url)[1],
+            "schema": "http", "login": "admin", "password": sec["admin_password"],
+        }),
         "STING_S3_ENDPOINT": S.s3_endpoint,
         "AWS_ACCESS_KEY_ID": S.s3_access_key,
         "AWS_SECRET_ACCESS_KEY": S.s3_secret_key,
@@ -768,7 +792,8 @@ def up(with_airflow: bool = True) -> None:
     t0 = time.time()
     STACK.mkdir(parents=True, exist_ok=True)
     for step in (ensure_postgres, ensure_redis, ensure_vault, ensure_s3, ensure_s3_tls, ensure_app_postgres,
-                 ensure_chroma, ensure_nats, ensure_mysql, ensure_sample_api, ensure_taxii, ensure_feed_server):
+                 ensure_chroma, ensure_nats, ensure_mysql, ensure_sample_api, ensure_taxii, ensure_feed_server,
+                 ensure_notify_sink):
         say(step())
     for line in seed():
         say(line)
@@ -781,7 +806,7 @@ def up(with_airflow: bool = True) -> None:
 def down() -> None:
     for c in reversed(AIRFLOW_COMPONENTS):
         _stop(f"airflow-{c}")
-    for name in ("feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma"):
+    for name in ("notify-sink", "feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma"):
         _stop(name)
     if (PIDS / "appdb.managed").exists():
         app_cluster().stop()

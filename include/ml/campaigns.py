@@ -190,6 +190,14 @@ class _Gen:
                     status_code=self.rnd.choice([404, 404, 403, 200]))
 
 
+def lab_week(now: datetime, days_back: int = 400) -> datetime:
+    """The end of the labelled lab weeks the stack and the tests load: the Sunday 03:00 UTC (the
+    job's schedule tick) at least `days_back` days ago, far from the hours other data lives in
+    and well within the events' two-year retention."""
+    t = (now - timedelta(days=days_back)).replace(hour=3, minute=0, second=0, microsecond=0)
+    return t - timedelta(days=(t.weekday() + 1) % 7)
+
+
 def generate(start: datetime, days: int = 14, seed: int = 1, background_per_hour: int = 12,
              campaigns_per_hour: float = 1.5) -> Labelled:
     """`days` of traffic from `start` (UTC, an hour boundary): messages and per-(source, hour) labels."""

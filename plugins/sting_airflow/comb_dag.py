@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.honeycomb.config import CombDefinition
 from include.settings import get_settings
+from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
 
 DEFAULT_ARGS = {
@@ -22,6 +23,8 @@ DEFAULT_ARGS = {
     # Comb runs outrank document ingestion (priority 1) when both wait for a slot.
     "priority_weight": 10,
     "weight_rule": "absolute",
+    # a task failed for good: mail and webhook (plugins/sting_airflow/notify.py)
+    "on_failure_callback": failure_callbacks(),
 }
 
 
@@ -148,20 +151,29 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
                 f"{result['records_rejected']} rejected) -> {result['uri']} -> jar '{result['jar_name']}' "
                 f"({result['document_count']} documents)"
             )
-            # What the run delivered, where users look: the asset event of the output.
+            # What the run delivered, where users look: the asset event of the output and the run's note.
             context["outlet_events"][asset].extra = {
                 k: result[k] for k in ("uri", "window", "records_processed", "records_scrubbed", "records_rejected",
                                        "records_skipped", "null_cursor", "document_id")}
+            from include.notifications import comb_note
+            from sting_airflow.notify import set_run_note
+
+            set_run_note(context, comb_note(result))
             return result
 
         loaded = load_honey_jar(run, published.output)
 
-        @task(trigger_rule="one_failed", retries=0)
-        def finalize_on_failure(run: dict | None = None) -> None:
+        # (the failed task already notified: this consequence of it does not again)
+        @task(trigger_rule="one_failed", retries=0, on_failure_callback=[])
+        def finalize_on_failure(run: dict | None = None, **context) -> None:
             from include.honeycomb.tasks import finalize_failed
             from sting_airflow.hooks import app_dsn
+            from sting_airflow.notify import guard_failing_comb, set_run_note
 
-            message = finalize_failed(load_comb(comb.name), run, dsn=app_dsn())
+            dsn = app_dsn()
+            message = finalize_failed(load_comb(comb.name), run, dsn=dsn)
+            set_run_note(context, f"failed: {message or 'see the failed step'}")
+            guard_failing_comb(context, comb.name, comb.pause_after_failures, dsn)
             raise AirflowFailException(f"honey comb '{comb.name}' run failed: {message or 'see the failed step'}")
 
         steps = [staged, loaded] if comb.window_driven else [staged, published, loaded]
@@ -198,9 +210,12 @@ def build_invalid_comb_dag(path: Path, error: Exception) -> DAG:
     with DAG(
         dag_id=invalid_dag_id(path),
         description=f"INVALID CONFIG: {message}"[:1000],
-        schedule=None,
+        # runs once a day (and at once when it appears): its failure notifies until the file is fixed
+        schedule="@daily",
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
+        is_paused_upon_creation=False,
+        default_args={"on_failure_callback": failure_callbacks()},
         tags=["honey_comb", "invalid-config"],
         doc_md=f"**Invalid honey comb definition** `{path.name}`:\n\n```\n{message}\n```",
     ) as dag:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, XComArg, task, task_group
 from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
 
+from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import EmbeddingUpsertOperator
 
 EMBEDDING_POOL = "embedding"
@@ -47,7 +48,8 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
         # ingestion never holds more than two slots, so honey comb runs (which also outrank it:
         # priority 1, absolute) are never queued behind a large ingestion or its backfill.
         default_args={"owner": "sting-data", "retries": 2, "retry_delay": timedelta(seconds=30),
-                      "pool": DOCUMENTS_POOL, "priority_weight": 1, "weight_rule": "absolute"},
+                      "pool": DOCUMENTS_POOL, "priority_weight": 1, "weight_rule": "absolute",
+                      "on_failure_callback": failure_callbacks()},
         params={
             "honey_jar_id": Param(None, type=["null", "string"], description="only this jar's pending documents"),
             "document_ids": Param([], type="array", items={"type": "string"},

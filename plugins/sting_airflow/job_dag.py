@@ -13,6 +13,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.jobs.base import Job, Step
+from sting_airflow.notify import failure_callbacks
 
 
 def job_params(job: Job) -> dict[str, Param]:
@@ -66,7 +67,7 @@ def build_job_dag(job: Job) -> DAG:
         catchup=False,
         max_active_runs=job.max_active_runs,
         default_args={"owner": "sting-data", "retries": job.retries, "retry_delay": job.retry_delay,
-                      "retry_exponential_backoff": True},
+                      "retry_exponential_backoff": True, "on_failure_callback": failure_callbacks()},
         params=job_params(job),
         tags=["job", *job.tags],
         doc_md=f"**{job.name}** (`include/jobs/{job.name}.py`), schedule `{job.schedule}`.\n\n{job.description}\n\n"
@@ -101,20 +102,28 @@ def build_job_dag(job: Job) -> DAG:
             tasks.append(t)
 
         @task(retries=0, multiple_outputs=False)
-        def finish(run: dict) -> dict:
+        def finish(run: dict, **context) -> dict:
             from include.jobs.runner import finish as finish_run
+            from include.notifications import job_note
             from sting_airflow.hooks import airflow_clients
+            from sting_airflow.notify import set_run_note
 
             with airflow_clients() as clients:
-                return finish_run(run, clients)
+                counts = finish_run(run, clients)
+            w = run["interval"]
+            set_run_note(context, f"[{w['start']}, {w['end']}) {job_note(counts)}")
+            return counts
 
-        @task(trigger_rule="one_failed", retries=0)
-        def finalize_on_failure(run: dict | None = None) -> None:
+        # (the failed step already notified: this consequence of it does not again)
+        @task(trigger_rule="one_failed", retries=0, on_failure_callback=[])
+        def finalize_on_failure(run: dict | None = None, **context) -> None:
             from include.jobs.runner import fail
             from sting_airflow.hooks import airflow_clients
+            from sting_airflow.notify import set_run_note
 
             with airflow_clients() as clients:
                 message = fail(run, clients)
+            set_run_note(context, f"failed: {message or 'see the failed step'}")
             raise AirflowFailException(f"job '{job.name}' failed: {message or 'see the failed step'}")
 
         done = finish(run)

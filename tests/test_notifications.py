@@ -1,0 +1,130 @@
+"""Operators see what happened: a task that fails for good notifies by mail (the stack's real SMTP
+server, aiosmtpd) and by webhook, without secrets; a comb failing N runs in a row pauses itself
+and says so; an invalid comb definition notifies; runs carry their outcome as a note."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from include import vault
+from include.db import connect
+from include.notifications import Notice, failure_streak, short_error
+from include.settings import get_settings
+
+COMB = "sample_threat_feed_api"
+DAG = f"honey_comb__{COMB}"
+PATH = "honey_combs/sample_threat_feed_api/credentials"
+
+
+def sink(method: str = "GET") -> dict:
+    req = urllib.request.Request(get_settings().notify_sink_url + "/messages", method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def dags_test(dag_id: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_a_notice_reads_well_and_bounds_its_error():
+    n = Notice("task_failed", "honey_comb__x", run_id="r1", task_id="extract", try_number=3,
+               error=short_error(RuntimeError("line\n" * 100)), details={"rows": 5})
+    assert n.subject == "[STING] honey_comb__x: extract failed"
+    assert "try: 3" in n.text() and "rows: 5" in n.text() and n.text().count("line") == 12
+    assert n.payload()["dag_id"] == "honey_comb__x" and "<pre>" in n.html()
+
+
+def test_every_task_of_every_dag_notifies_when_it_fails(stack):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from sting_airflow.notify import StingFailureNotifier
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parent.parent / "dags"), include_examples=False)
+    assert not bag.import_errors
+    missing = []
+    for dag in bag.dags.values():
+        for t in dag.tasks:
+            cbs = t.on_failure_callback or []
+            cbs = cbs if isinstance(cbs, list) else [cbs]
+            if t.task_id == "finalize_on_failure":  # a consequence of a failure that already notified
+                assert not cbs, f"{dag.dag_id}.{t.task_id} would notify twice"
+            elif not any(isinstance(c, StingFailureNotifier) for c in cbs):
+                missing.append(f"{dag.dag_id}.{t.task_id}")
+    assert missing == [] and len(bag.dags) >= 15
+
+
+@pytest.mark.airflow
+def test_a_failing_comb_notifies_without_its_secret_and_pauses_after_repeated_failures(airflow):
+    wrong = f"sk-live-{uuid.uuid4().hex}"
+    original = vault.read_secret(PATH)
+    with connect() as conn:
+        before = failure_streak(conn, COMB, 3)
+    airflow.wait_for_dag(DAG)
+    airflow.unpause(DAG)
+    needed = max(1, 3 - before)
+    sink("DELETE")
+    vault.write_secret(PATH, {"api_key": wrong})
+    try:
+        for i in range(needed):
+            out = dags_test(DAG)
+            assert out.returncode != 0
+            assert airflow._req("GET", f"/api/v2/dags/{DAG}")["is_paused"] == (i == needed - 1), i
+    finally:
+        vault.write_secret(PATH, original)
+        airflow.unpause(DAG)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        got = sink()
+        if len([m for m in got["mails"] if "paused" in m["subject"]]) >= 1:
+            break
+        time.sleep(1)
+    failed = [m for m in got["mails"] if m["subject"] == f"[STING] {DAG}: extract failed"]
+    paused = [m for m in got["mails"] if m["subject"] == f"[STING] {DAG}: paused after repeated failures"]
+    assert len(failed) == needed and len(paused) == 1, [m["subject"] for m in got["mails"]]
+    assert failed[0]["to"] == list(get_settings().notify_emails) and "HTTP 401" in failed[0]["body"]
+    assert "failures_in_a_row: 3" in paused[0]["body"] and "unpause" in paused[0]["body"]
+    hooks = [w["body"] for w in got["webhooks"] if w["body"].get("dag_id") == DAG]
+    assert {h["kind"] for h in hooks} == {"task_failed", "comb_paused"} and len(hooks) == needed + 1
+    assert wrong not in json.dumps(got)  # the key is in no notice
+    # the failed run carries its outcome as its note
+    runs = [r for r in airflow.runs(DAG) if r["run_type"] == "manual"]
+    assert runs and (runs[-1].get("note") or "").startswith("failed:")
+
+
+@pytest.mark.airflow
+def test_an_invalid_comb_definition_notifies(airflow, tmp_path):
+    from include.honeycomb.config import invalid_dag_id
+
+    bad = tmp_path / "broken_feed.yaml"
+    bad.write_text("name: broken_feed\ntype: api\nsubtype: rest\nconfiguration: {connection: {}}\n")
+    sink("DELETE")
+    out = dags_test(invalid_dag_id(bad), {"STING_COMBS_DIR": str(tmp_path)})
+    assert out.returncode != 0
+    mails = [m for m in sink()["mails"] if invalid_dag_id(bad) in m["subject"]]
+    assert len(mails) == 1 and "invalid_config failed" in mails[0]["subject"]
+    assert "configuration" in mails[0]["body"]  # the validation error names what is wrong
+
+
+@pytest.mark.airflow
+def test_a_successful_comb_run_carries_its_outcome_in_its_note_and_asset_event(airflow):
+    dag = "honey_comb__sample_support_tickets"
+    airflow.wait_for_dag(dag)
+    airflow.unpause(dag)
+    run = airflow.trigger(dag, conf={})
+    done = airflow.wait_run(dag, run["dag_run_id"], timeout=600)
+    assert done["state"] == "success"
+    note = airflow.run(dag, run["dag_run_id"]).get("note") or ""
+    assert "rows delivered" in note and "scrubbed" in note and "rejected" in note and "s3://" in note
+    events = airflow._req("GET", "/api/v2/assets/events?limit=50&order_by=-timestamp")["asset_events"]
+    mine = [e for e in events if e.get("source_run_id") == run["dag_run_id"]]
+    assert mine and {"uri", "window", "records_processed", "records_scrubbed", "records_rejected"} <= set(mine[0]["extra"])
