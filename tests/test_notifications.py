@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -16,13 +15,8 @@ from pathlib import Path
 import pytest
 
 from include import vault
-from include.db import connect
-from include.notifications import Notice, failure_streak, short_error
+from include.notifications import Notice, short_error
 from include.settings import get_settings
-
-COMB = "sample_threat_feed_api"
-DAG = f"honey_comb__{COMB}"
-PATH = "honey_combs/sample_threat_feed_api/credentials"
 
 
 def sink(method: str = "GET") -> dict:
@@ -31,9 +25,9 @@ def sink(method: str = "GET") -> dict:
         return json.load(r)
 
 
-def dags_test(dag_id: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
+def dags_test(dag_id: str, env: dict | None = None, conf: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf or {})],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
 def test_a_notice_reads_well_and_bounds_its_error():
@@ -49,7 +43,7 @@ def test_every_task_of_every_dag_notifies_when_it_fails(stack):
 
     from sting_airflow.notify import StingFailureNotifier
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parent.parent / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parent.parent / "dags"))
     assert not bag.import_errors
     missing = []
     for dag in bag.dags.values():
@@ -64,41 +58,42 @@ def test_every_task_of_every_dag_notifies_when_it_fails(stack):
 
 
 @pytest.mark.airflow
-def test_a_failing_comb_notifies_without_its_secret_and_pauses_after_repeated_failures(airflow):
+def test_a_failing_comb_notifies_without_its_secret_and_pauses_after_repeated_failures(airflow, tmp_path):
+    """A comb of its own (the scheduler does not know it: no scheduled run interferes), whose API
+    refuses the key and quotes it in the 401: `dags test` twice with pause_after_failures 2."""
+    import yaml
+
+    name = f"t_failing_feed_{uuid.uuid4().hex[:6]}"
+    dag = f"honey_comb__{name}"
     wrong = f"sk-live-{uuid.uuid4().hex}"
-    original = vault.read_secret(PATH)
-    with connect() as conn:
-        before = failure_streak(conn, COMB, 3)
-    airflow.wait_for_dag(DAG)
-    airflow.unpause(DAG)
-    needed = max(1, 3 - before)
+    comb = yaml.safe_load((Path(__file__).resolve().parent.parent / "include/combs/sample_threat_feed_api.yaml").read_text())
+    comb.update(name=name, pause_after_failures=2, target={"honey_jar": f"jar {name}"})
+    comb["configuration"]["connection"]["vault_path"] = f"honey_combs/{name}/credentials"
+    comb["configuration"]["extraction"]["schedule"] = None  # unpausing it starts no run; windows given below
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(comb))
+    vault.write_secret(f"honey_combs/{name}/credentials", {"api_key": wrong})
     sink("DELETE")
-    vault.write_secret(PATH, {"api_key": wrong})
-    try:
-        for i in range(needed):
-            out = dags_test(DAG)
-            assert out.returncode != 0
-            assert airflow._req("GET", f"/api/v2/dags/{DAG}")["is_paused"] == (i == needed - 1), i
-    finally:
-        vault.write_secret(PATH, original)
-        airflow.unpause(DAG)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        got = sink()
-        if len([m for m in got["mails"] if "paused" in m["subject"]]) >= 1:
-            break
-        time.sleep(1)
-    failed = [m for m in got["mails"] if m["subject"] == f"[STING] {DAG}: extract failed"]
-    paused = [m for m in got["mails"] if m["subject"] == f"[STING] {DAG}: paused after repeated failures"]
-    assert len(failed) == needed and len(paused) == 1, [m["subject"] for m in got["mails"]]
-    assert failed[0]["to"] == list(get_settings().notify_emails) and "HTTP 401" in failed[0]["body"]
-    assert "failures_in_a_row: 3" in paused[0]["body"] and "unpause" in paused[0]["body"]
-    hooks = [w["body"] for w in got["webhooks"] if w["body"].get("dag_id") == DAG]
-    assert {h["kind"] for h in hooks} == {"task_failed", "comb_paused"} and len(hooks) == needed + 1
+    env = {"STING_COMBS_DIR": str(tmp_path)}
+    window = {"window_start": "2026-01-01T00:00:00Z", "window_end": "2026-01-02T00:00:00Z"}
+    first = dags_test(dag, env, window)
+    assert first.returncode != 0
+    airflow.unpause(dag)  # (a new DAG starts paused; unscheduled, so unpausing starts no run)
+    assert airflow._req("GET", f"/api/v2/dags/{dag}")["is_paused"] is False  # one failure: not paused
+    second = dags_test(dag, env, window)
+    assert second.returncode != 0
+    assert airflow._req("GET", f"/api/v2/dags/{dag}")["is_paused"] is True  # paused itself
+    got = sink()
+    subjects = [m["subject"] for m in got["mails"] if dag in m["subject"]]
+    assert subjects == [f"[STING] {dag}: extract failed"] * 2 + [f"[STING] {dag}: paused after repeated failures"]
+    failed, paused = [m for m in got["mails"] if dag in m["subject"]][1:]
+    assert failed["to"] == list(get_settings().notify_emails) and "HTTP 401" in failed["body"]
+    assert "failures_in_a_row: 2" in paused["body"] and "unpause" in paused["body"]
+    hooks = [w["body"] for w in got["webhooks"] if w["body"].get("dag_id") == dag]
+    assert [h["kind"] for h in hooks] == ["task_failed", "task_failed", "comb_paused"]
     assert wrong not in json.dumps(got)  # the key is in no notice
-    # the failed run carries its outcome as its note
-    runs = [r for r in airflow.runs(DAG) if r["run_type"] == "manual"]
-    assert runs and (runs[-1].get("note") or "").startswith("failed:")
+    runs = airflow._req("GET", f"/api/v2/dags/{dag}/dagRuns?limit=10")["dag_runs"]
+    assert len(runs) == 2 and all((r.get("note") or "").startswith("failed:") for r in runs)  # outcome as the note
+    assert all(wrong not in (r.get("note") or "") for r in runs)
 
 
 @pytest.mark.airflow
