@@ -102,7 +102,9 @@ def test_a_bad_comb_definition_is_isolated_and_named(tmp_path, monkeypatch, stac
     broken = bag.dags["honey_comb__broken_comb"]
     assert "invalid-config" in broken.tags
     assert "configuration.extraction.mode" in broken.description
-    assert type(broken.timetable).__name__ == "NullTimetable"  # never scheduled
+    # it runs daily, unpaused from the start, so its failing task notifies until the file is fixed
+    assert broken.timetable.expression in ("@daily", "0 0 * * *") and broken.is_paused_upon_creation is False
+    assert [t.task_id for t in broken.tasks] == ["invalid_config"]
 
 
 def test_any_file_name_and_any_content_fails_alone(tmp_path, monkeypatch, stack):

@@ -28,7 +28,7 @@ def test_migrations_apply_once_and_rerun_safely(scratch_db):
                      "0005_document_deletions", "0006_privacy_tokens",
                      "0007_comb_checkpoints", "0008_comb_templates",
                      "0009_comb_files_mtime", "0010_comb_attempts", "0011_comb_leases", "0012_job_runs",
-                     "0013_security_analytics", "0014_lifecycle", "0015_document_chunks"]
+                     "0013_security_analytics", "0014_lifecycle", "0015_document_chunks", "0016_ml_models"]
     assert migrate(scratch_db) == []
     with psycopg.connect(scratch_db) as c:
         tables = {r[0] for r in c.execute(
@@ -38,7 +38,8 @@ def test_migrations_apply_once_and_rerun_safely(scratch_db):
                 "events", "hourly_stats", "job_runs", "job_run_steps", "event_receipts", "event_dirty_hours",
                 "event_stats_hourly", "event_source_objects", "alert_events", "ioc_sightings", "threat_feed_imports",
                 "daily_reports", "legal_holds", "retention_runs", "event_archives", "embedding_archives",
-                "backup_catalog", "restore_drills", "restore_markers"} <= tables
+                "backup_catalog", "restore_drills", "restore_markers", "document_chunks", "ml_labels", "ml_models",
+                "ml_model_events"} <= tables
         assert c.execute("SELECT gen_random_uuid()").fetchone()[0]
         with pytest.raises(psycopg.errors.CheckViolation):
             c.execute("INSERT INTO honey_combs (name, type, subtype, configuration) VALUES ('x', 'ftp', 'y', '{}')")
