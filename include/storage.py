@@ -86,10 +86,12 @@ class MultipartSink:
     aborted: closing it after a failure publishes the partial object.) Objects smaller than
     one part are written with a single PUT."""
 
-    def __init__(self, bucket: str, key: str, part_size: int = 16 * 1024 * 1024, max_in_flight: int = 3):
+    def __init__(self, bucket: str, key: str, part_size: int = 16 * 1024 * 1024, max_in_flight: int = 3,
+                 metadata: dict[str, str] | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         self.bucket, self.key, self.part_size, self.max_in_flight = bucket, key, part_size, max_in_flight
+        self.metadata = dict(metadata or {})  # the object's user metadata (e.g. its data classification)
         self.client = s3_client()
         self.sha256, self.size, self.closed = hashlib.sha256(), 0, False
         self._buf = bytearray()
@@ -114,7 +116,8 @@ class MultipartSink:
 
     def _send_part(self, body: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+            self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                                  Metadata=self.metadata)["UploadId"]
         in_flight = [f for f in self._futures if not f.done()]
         if len(in_flight) >= self.max_in_flight:  # bounded memory: wait for the oldest part
             in_flight[0].result()
@@ -126,7 +129,7 @@ class MultipartSink:
     def complete(self) -> None:
         try:
             if self._upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buf))
+                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buf), Metadata=self.metadata)
             else:
                 if self._buf:
                     self._send_part(bytes(self._buf))
@@ -150,9 +153,9 @@ class MultipartSink:
 
 
 @contextmanager
-def atomic_upload(bucket: str, key: str) -> Iterator[MultipartSink]:
+def atomic_upload(bucket: str, key: str, metadata: dict[str, str] | None = None) -> Iterator[MultipartSink]:
     """Write bucket/key through a hashing sink; the object is replaced only if the block succeeds."""
-    sink = MultipartSink(bucket, key)
+    sink = MultipartSink(bucket, key, metadata=metadata)
     try:
         yield sink
     except BaseException:
@@ -170,7 +173,7 @@ def s3_client():
     return _client(s.s3_endpoint, s.s3_access_key, s.s3_secret_key, s.s3_region)
 
 
-def ensure_bucket(bucket: str, versioned: bool = False) -> None:
+def ensure_bucket(bucket: str, versioned: bool = False, classification: str | None = None) -> None:
     c = s3_client()
     try:
         c.head_bucket(Bucket=bucket)
@@ -178,6 +181,9 @@ def ensure_bucket(bucket: str, versioned: bool = False) -> None:
         c.create_bucket(Bucket=bucket)
     if versioned:
         c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if classification:  # the bucket's data class, as a tag (include/classification.py)
+        c.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "data-classification",
+                                                                  "Value": classification}]})
 
 
 def list_keys(bucket: str, prefix: str) -> Iterator[dict]:

@@ -40,7 +40,7 @@ def test_events_flow_in_through_the_dag_with_rejects_and_duplicates_counted(api,
     msgs = good + [dict(good[0], event_id=str(uuid.uuid4()))] + ["{broken " + s, json.dumps({"eventid": "nope", "sensor": s})]
     publish(clients.redis, stream, msgs)
     try:
-        run = api.trigger("event_ingestion", conf={"stream": stream, "claim_idle_seconds": 0})
+        run = api.trigger("event_ingestion", conf={"stream": stream, "claim_idle_seconds": 0, "use_anomaly_model": False})
         assert api.wait_run("event_ingestion", run["dag_run_id"])["state"] == "success"
         counts = api.xcoms("event_ingestion", run["dag_run_id"], "consume_queue")[0]["value"]
     finally:

@@ -74,6 +74,7 @@ def test_every_airflow_service_has_the_environment_the_code_reads():
         assert "AIRFLOW_CONN_VAULT_DEFAULT" in env and env["PYTHONPATH"] == "/opt/airflow:/opt/airflow/plugins"
         for conn in ("SMTP_DEFAULT", "STING_NOTIFY_WEBHOOK", "STING_AIRFLOW_API"):  # notifications, notes, pausing
             assert f"AIRFLOW_CONN_{conn}" in env
+        assert json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])["type"] and env["AIRFLOW__OPENLINEAGE__NAMESPACE"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
         assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         # every host the code talks to is a service of this file
@@ -103,6 +104,14 @@ def test_buckets_of_the_seed_are_created():
     script = " ".join(SERVICES["minio-buckets"]["command"])
     for b in (*SEED_BUCKETS, "sting-comb-outputs", "sting-backups", "sting-archive"):
         assert b in script
+    from include.classification import BUCKETS  # every bucket tagged with its data class, as in the stack
+
+    tagged = {}
+    for m in re.finditer(r"for b in ([^;]+);\s*do mc tag set sting/\$\$b \"data-classification=(\w+)\"", script):
+        tagged.update(dict.fromkeys(m.group(1).split(), m.group(2)))
+    for m in re.finditer(r"mc tag set sting/([\w-]+) \"data-classification=(\w+)\"", script):
+        tagged[m.group(1)] = m.group(2)
+    assert tagged == BUCKETS
     assert "for b in ai-models threat-intel user-files sting-archive; do mc version enable sting/$$b" in script
 
 

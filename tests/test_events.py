@@ -42,7 +42,8 @@ def stream(clients):
 
 
 def _ingest_conf(stream: str, **kw) -> dict:
-    return {"stream": stream, "claim_idle_seconds": 0, "write_payloads": True, **kw}
+    # the rule alone: a model promoted on this stack (make demo) would add its score to the levels
+    return {"stream": stream, "claim_idle_seconds": 0, "write_payloads": True, "use_anomaly_model": False, **kw}
 
 
 # ---------------------------------------------------------------- validation and ECS
@@ -231,7 +232,7 @@ KILLER = textwrap.dedent("""
         ei.ingest_batch = die_after
         store.ingest_batch = die_after
     run_job(load_job("event_ingestion"), Clients.from_settings(), run_key="kill-" + where,
-            conf={"stream": sys.argv[1], "claim_idle_seconds": 0, "batch_size": 7})
+            conf={"stream": sys.argv[1], "claim_idle_seconds": 0, "batch_size": 7, "use_anomaly_model": False})
 """)
 
 

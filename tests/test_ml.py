@@ -24,7 +24,7 @@ DAYS = 10
 
 # Far enough in the past that no other test's hours or days see these events; within the events'
 # two-year retention.
-X = campaigns.lab_week(datetime.now(UTC), days_back=410)
+X = campaigns.lab_week(datetime.now(UTC), days_back=500)  # (the demo loads its own weeks at 400)
 START = X - timedelta(days=DAYS)
 
 
@@ -220,3 +220,24 @@ def test_the_event_pipeline_scores_with_the_promoted_version(trained):
     bf = max(r["anomaly_score"] for r in rows if r["ip"] == bf_ip)
     bn = max(r["anomaly_score"] for r in rows if r["ip"] == bn_ip)
     assert bf > 0.9 and bn < bf
+
+
+def test_a_model_that_cannot_be_loaded_leaves_scoring_to_the_rule(trained):
+    from include.intervals import Interval
+    from include.jobs.base import JobContext
+    from include.jobs.event_ingestion import _scorer
+    from include.ml import scorer as S
+
+    c = trained["clients"]
+    with c.db() as conn:
+        row = registry.promoted(conn, "anomaly_detector")
+        conn.execute("UPDATE ml_models SET sha256 = %s WHERE model_name = %s AND version = %s",
+                     ("0" * 64, "anomaly_detector", row["version"]))  # the bytes no longer match
+    S._CACHE.clear()
+    try:
+        ctx = JobContext("event_ingestion", "t", Interval(X - timedelta(hours=1), X), {}, c)
+        assert _scorer(ctx) is None  # ingestion goes on with the rule alone (and logs why)
+    finally:
+        with c.db() as conn:
+            conn.execute("UPDATE ml_models SET sha256 = %s WHERE model_name = %s AND version = %s",
+                         (row["sha256"], "anomaly_detector", row["version"]))

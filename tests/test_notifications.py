@@ -59,8 +59,9 @@ def test_every_task_of_every_dag_notifies_when_it_fails(stack):
 
 @pytest.mark.airflow
 def test_a_failing_comb_notifies_without_its_secret_and_pauses_after_repeated_failures(airflow, tmp_path):
-    """A comb of its own (the scheduler does not know it: no scheduled run interferes), whose API
-    refuses the key and quotes it in the 401: `dags test` twice with pause_after_failures 2."""
+    """A comb of its own (in a folder only `dags test` reads; the DAG stays paused, so the
+    scheduler never takes over its runs), whose API refuses the key and quotes it in the 401:
+    `dags test` twice with pause_after_failures 2."""
     import yaml
 
     name = f"t_failing_feed_{uuid.uuid4().hex[:6]}"
@@ -77,23 +78,31 @@ def test_a_failing_comb_notifies_without_its_secret_and_pauses_after_repeated_fa
     window = {"window_start": "2026-01-01T00:00:00Z", "window_end": "2026-01-02T00:00:00Z"}
     first = dags_test(dag, env, window)
     assert first.returncode != 0
-    airflow.unpause(dag)  # (a new DAG starts paused; unscheduled, so unpausing starts no run)
-    assert airflow._req("GET", f"/api/v2/dags/{dag}")["is_paused"] is False  # one failure: not paused
+
+    def pauses() -> list[dict]:  # the API's audit log: who paused the DAG
+        logs = airflow._req("GET", f"/api/v2/eventLogs?dag_id={dag}&limit=100")["event_logs"]
+        return [e for e in logs if e["event"] == "patch_dag" and '"is_paused": true' in (e.get("extra") or "")]
+
+    # (the DAG stays paused as created: an unpaused one would let the scheduler take over tasks
+    # of these `dags test` runs, which its workers cannot load)
+    assert pauses() == [] and not [m for m in sink()["mails"] if "paused" in m["subject"]]  # one failure: not yet
     second = dags_test(dag, env, window)
     assert second.returncode != 0
-    assert airflow._req("GET", f"/api/v2/dags/{dag}")["is_paused"] is True  # paused itself
     got = sink()
+    assert len(pauses()) == 1, ([m["subject"] for m in got["mails"]], second.stdout[-3000:])  # paused itself
+    assert airflow._req("GET", f"/api/v2/dags/{dag}")["is_paused"] is True
     subjects = [m["subject"] for m in got["mails"] if dag in m["subject"]]
     assert subjects == [f"[STING] {dag}: extract failed"] * 2 + [f"[STING] {dag}: paused after repeated failures"]
     failed, paused = [m for m in got["mails"] if dag in m["subject"]][1:]
     assert failed["to"] == list(get_settings().notify_emails) and "HTTP 401" in failed["body"]
-    assert "failures_in_a_row: 2" in paused["body"] and "unpause" in paused["body"]
+    assert "failures_in_a_row: 2" in paused["body"] and "paused: True" in paused["body"] and "unpause" in paused["body"]
     hooks = [w["body"] for w in got["webhooks"] if w["body"].get("dag_id") == dag]
     assert [h["kind"] for h in hooks] == ["task_failed", "task_failed", "comb_paused"]
     assert wrong not in json.dumps(got)  # the key is in no notice
     runs = airflow._req("GET", f"/api/v2/dags/{dag}/dagRuns?limit=10")["dag_runs"]
     assert len(runs) == 2 and all((r.get("note") or "").startswith("failed:") for r in runs)  # outcome as the note
     assert all(wrong not in (r.get("note") or "") for r in runs)
+    airflow._req("DELETE", f"/api/v2/dags/{dag}")  # no stale test DAG left in the metadata database
 
 
 @pytest.mark.airflow
@@ -108,6 +117,7 @@ def test_an_invalid_comb_definition_notifies(airflow, tmp_path):
     mails = [m for m in sink()["mails"] if invalid_dag_id(bad) in m["subject"]]
     assert len(mails) == 1 and "invalid_config failed" in mails[0]["subject"]
     assert "configuration" in mails[0]["body"]  # the validation error names what is wrong
+    airflow._req("DELETE", f"/api/v2/dags/{invalid_dag_id(bad)}")  # (unpaused: the scheduler would keep trying it)
 
 
 @pytest.mark.airflow

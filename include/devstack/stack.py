@@ -24,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from include.classification import BUCKETS as BUCKET_CLASSES
 from include.settings import REPO_ROOT, SEED_BUCKETS, get_settings
 
 S = get_settings()
@@ -613,7 +614,7 @@ def seed() -> list[str]:
                "sting/tokenization, airflow/connections/sting_db")
     buckets = (*SEED_BUCKETS, S.comb_output_bucket, S.backup_bucket, S.archive_bucket)
     for b in buckets:
-        storage.ensure_bucket(b, versioned=(b == "ai-models"))
+        storage.ensure_bucket(b, versioned=(b == "ai-models"), classification=BUCKET_CLASSES.get(b))
     out.append(f"buckets: {', '.join(buckets)}")
     out.append(ensure_backup_stanza())
     out.append(register_combs())
@@ -713,6 +714,10 @@ def airflow_env() -> dict:
             "conn_type": "http", "host": _hostport(S.airflow_url)[0], "port": _hostport(S.airflow_url)[1],
             "schema": "http", "login": "admin", "password": sec["admin_password"],
         }),
+        # lineage (apache-airflow-providers-openlineage): events to a file in the stack
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "sting-local",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "append": True,
+                                                       "log_file_path": str(STACK / "lineage" / "openlineage.jsonl")}),
         "STING_S3_ENDPOINT": S.s3_endpoint,
         "AWS_ACCESS_KEY_ID": S.s3_access_key,
         "AWS_SECRET_ACCESS_KEY": S.s3_secret_key,
@@ -734,6 +739,7 @@ def airflow_healthy() -> bool:
 def ensure_airflow() -> str:
     env = airflow_env()
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    (STACK / "lineage").mkdir(parents=True, exist_ok=True)
     pw = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     pw.write_text(json.dumps({"admin": stack_secrets()["admin_password"]}))
     ours = [c for c in AIRFLOW_COMPONENTS if _pid(f"airflow-{c}")]

@@ -243,6 +243,9 @@ class CombDefinition(_Strict):
     configuration: Configuration
     tags: list[str] = Field(default_factory=list)
     start_date: date = Field(default=date(2026, 1, 1), description="first schedulable interval")
+    classification: Literal["public", "internal", "confidential", "restricted"] = Field(
+        default="confidential", description="the seed's data class of what the comb delivers: on every output "
+                                            "object (metadata data-classification) and in its lineage")
     pause_after_failures: int = Field(default=3, ge=0, le=1000,
                                       description="pause the comb's DAG after this many failed runs in a row "
                                                   "(0: never); operators are notified")

@@ -124,6 +124,9 @@ def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
         raise error[0]
 
 
+PROGRESS_EVERY = 15.0  # seconds between progress lines of a long extraction
+
+
 def extract_to_file(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
     execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
@@ -166,8 +169,14 @@ def extract_to_file(
             out_schema = out_schema.with_metadata(pseudonym_metadata(hash_key_version))
         names = [f.name for f in out_schema]
         compression = None if out.compression == "none" else out.compression
+        t0 = last = time.monotonic()
         with pq.ParquetWriter(path, out_schema, compression=compression) as writer:
             for batch in prefetch(batches):
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY:  # long extractions show they are moving
+                    log.info("comb %s: %d rows written (%d scrubbed, %d already delivered) in %.0f s, %.0f rows/s",
+                             comb.name, rows, scrubbed, duplicates, now - t0, rows / max(now - t0, 1e-9))
+                    last = now
                 if not batch.num_rows:
                     continue
                 cols = [engine.apply(batch.column(i), *arrow_side[i]) if i in arrow_side else batch.column(i)
@@ -253,7 +262,7 @@ def _write_final(comb, window, creds, salt, execution_type, token_vault, hash_ke
     # Uploads to this key left by an earlier, killed attempt (nobody else writes it while we
     # hold the delivery lock).
     storage.abort_uploads(loc.bucket, key, exact=True)
-    with storage.atomic_upload(loc.bucket, key) as sink:
+    with storage.atomic_upload(loc.bucket, key, {"data-classification": comb.classification}) as sink:
         result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor,
                                  hash_key_version)
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) -> s3://%s/%s", comb.name,
@@ -298,7 +307,8 @@ def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_typ
     c = storage.s3_client()
     c.copy_object(
         Bucket=loc.bucket, Key=key, CopySource={"Bucket": staged["bucket"], "Key": staged["staging_key"]},
-        MetadataDirective="COPY",
+        MetadataDirective="REPLACE", ContentType="application/vnd.apache.parquet",
+        Metadata={"data-classification": comb.classification},
     )
     c.delete_object(Bucket=staged["bucket"], Key=staged["staging_key"])
     ref = {k: v for k, v in staged.items() if k != "staging_key"}

@@ -143,7 +143,8 @@ JOB = Job(
              timeout=timedelta(minutes=30)),
         Step("correlate_events", correlate_events, "the day's events (and a lookback) against the active indicators",
              trigger_rule="all_done"),
-        Step("generate_daily_report", generate_daily_report, "the PDF report with charts", trigger_rule="all_done"),
+        Step("generate_daily_report", generate_daily_report, "the PDF report with charts", trigger_rule="all_done",
+             reads=("table:events", "table:alerts", "table:threat_intel", "table:ioc_sightings")),
     ),
     params={
         "feeds": Param([], "array", "only these feeds (names); empty: every configured feed", {"items": {"type": "string"}}),

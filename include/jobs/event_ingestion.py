@@ -45,14 +45,13 @@ def _config(ctx: JobContext):
 def _scorer(ctx: JobContext):
     """The promoted anomaly detector (weekly_ml_training), if any. A model that cannot be loaded
     does not stop ingestion: events are scored by the rule alone, and the log says why."""
-    from include.ml.registry import UntrustedModel
     from include.ml.scorer import promoted_scorer
 
     try:
         with ctx.clients.db() as conn:
             s = promoted_scorer(conn, ctx.clients.s3)
-    except (UntrustedModel, KeyError, ValueError, OSError) as e:
-        ctx.log.error("anomaly model not loaded, scoring by the rule alone: %s", e)
+    except Exception as e:  # noqa: BLE001 - untrusted, missing (NoSuchVersion), corrupt: the rule still scores
+        ctx.log.error("anomaly model not loaded, scoring by the rule alone: %s: %s", type(e).__name__, str(e)[:300])
         return None
     if s is not None:
         ctx.log.info("scoring with %s", s.label)

@@ -146,3 +146,26 @@ def run_job(job: Job, clients: Clients, *, run_key: str, params: dict | None = N
         fail(run, clients)
         raise
     return finish(run, clients)
+
+
+def lineage(job: Job, step_name: str, run: dict, clients: Clients, counts: dict) -> dict:
+    """The step's inputs and outputs as dataset URIs (for OpenLineage): tables as
+    postgres://host:port/db/public/<table>, objects as s3://bucket/key."""
+    from include.settings import get_settings
+
+    step = job.step(step_name)
+    s = get_settings()
+    inputs, earlier = [], None
+    for r in step.reads:
+        if r.startswith("table:"):
+            inputs.append(f"postgres://{s.app_pg_host}:{s.app_pg_port}/{s.app_db}/public/{r[6:]}")
+            continue
+        if earlier is None:
+            with clients.db() as conn:
+                earlier = _earlier_results(conn, run["run_id"])
+        src, key = r.split(".", 1)
+        v = (earlier.get(src) or {}).get(key)
+        if isinstance(v, str) and v.startswith("s3://"):
+            inputs.append(v)
+    outputs = [v for v in counts.values() if isinstance(v, str) and v.startswith("s3://")]
+    return {"inputs": inputs, "outputs": outputs}

@@ -166,13 +166,13 @@ JOB = Job(
                 "model card) and promoted only when no worse than the promoted version; a drift report.",
     steps=(
         Step("prepare_training_data", prepare_training_data, "features of (source, hour) windows, labels, data hash",
-             timeout=timedelta(minutes=30)),
+             timeout=timedelta(minutes=30), reads=("table:events", "table:ml_labels")),
         Step("train_anomaly_detector", train_anomaly_detector, "detectors compared, the best versioned and gated",
-             timeout=timedelta(minutes=30)),
+             timeout=timedelta(minutes=30), reads=("prepare_training_data.dataset",)),
         Step("update_threat_classifier", update_threat_classifier, "the threat-kind classifier versioned and gated",
-             timeout=timedelta(minutes=30)),
+             timeout=timedelta(minutes=30), reads=("prepare_training_data.dataset",)),
         Step("drift_report", drift_report, "this week's features against the training window's (PSI, KS)",
-             trigger_rule="all_done"),
+             trigger_rule="all_done", reads=("prepare_training_data.dataset",)),
     ),
     params={
         "training_days": Param(28, "integer", "days of events before the logical date to train on",

@@ -42,6 +42,10 @@ def _step_task(job_name: str, step: Step):
                 if getattr(e, "permanent", False):  # no retry can help: fail now, with the step's message
                     raise AirflowFailException(f"{step.name}: {e}") from None
                 raise
+            from include.jobs.runner import lineage
+            from sting_airflow.lineage import report_job_lineage
+
+            report_job_lineage(lineage(load_job(job_name), step.name, run, clients, counts))
         w = run["interval"]
         print(f"{job_name}.{step.name} [{w['start']}, {w['end']}): {counts}")
         return counts

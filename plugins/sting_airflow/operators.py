@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.honeycomb.config import CombConfigError, combs_dir, load_comb_file
+from sting_airflow.lineage import CombLineageMixin
 
 
 def load_comb(comb_name: str):
@@ -29,7 +30,7 @@ def window_from(run: dict):
     return RunWindow.from_dict(run["window"])
 
 
-class HoneyCombExtractOperator(BaseOperator):
+class HoneyCombExtractOperator(CombLineageMixin, BaseOperator):
     """Extract a comb run: a database comb's window (scrubbed at the source) is delivered under
     the comb's delivery lock and published at its final key; a checkpointed comb (api,
     file_system, stream) writes what it has beyond its checkpoint to a staging object, which
@@ -53,6 +54,7 @@ class HoneyCombExtractOperator(BaseOperator):
     def execute(self, context) -> dict:
         from include.honeycomb.pipeline import extract_and_publish
         from include.honeycomb.sources.database import Credentials
+        from include.lineage import comb_run
         from sting_airflow.audit import audited_step
         from sting_airflow.hooks import HoneyCombVaultHook, SecretNotFoundError, app_dsn
 
@@ -73,8 +75,10 @@ class HoneyCombExtractOperator(BaseOperator):
                                                 hash_key_version=vault.hash_key_version)
                 creds = Credentials.from_secret(vault.source_secret(path, ("username", "password")), path)
                 # Database combs decide and publish under the comb's delivery lock, in this one step.
-                return extract_and_publish(comb, window_from(run), creds, salt, run["execution_type"], token_vault,
-                                           dsn, hash_key_version=vault.hash_key_version)
+                out = extract_and_publish(comb, window_from(run), creds, salt, run["execution_type"], token_vault,
+                                          dsn, hash_key_version=vault.hash_key_version)
+                self._lineage = comb_run(comb, out, run["execution_type"])
+                return out
             except (SecretNotFoundError, CombConfigError) as e:
                 raise AirflowFailException(str(e)) from None  # not retryable: fix the config/secret
             except Exception as e:
@@ -85,7 +89,7 @@ class HoneyCombExtractOperator(BaseOperator):
                 raise  # transient (unreachable, timeout, 5xx, 429, Vault down): retried with backoff
 
 
-class HoneyCombParquetOutputOperator(BaseOperator):
+class HoneyCombParquetOutputOperator(CombLineageMixin, BaseOperator):
     """Publish the staged Parquet object at the window's deterministic key
     (`<prefix>/year=YYYY/month=MM/<comb>__<window>.parquet`): a rerun overwrites it.
 
@@ -105,13 +109,16 @@ class HoneyCombParquetOutputOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from include.honeycomb.pipeline import publish
+        from include.lineage import comb_run
         from sting_airflow.audit import audited_step
         from sting_airflow.hooks import app_dsn
 
         comb = load_comb(self.comb_name)
         with audited_step(self.run, "write_parquet", context, app_dsn()):
-            return publish(comb, window_from(self.run), self.staged, self.run["execution_type"],
-                           self.run.get("output_suffix", ""))
+            out = publish(comb, window_from(self.run), self.staged, self.run["execution_type"],
+                          self.run.get("output_suffix", ""))
+        self._lineage = comb_run(comb, out, self.run["execution_type"])
+        return out
 
 
 class EmbeddingUpsertOperator(BaseOperator):

@@ -1,0 +1,43 @@
+-- depends: 0016_ml_models
+-- The seed's data classification on every table (include/classification.py is the source: a test
+-- checks every table of the schema carries one, and that they agree).
+COMMENT ON TABLE alert_events IS 'data-classification: confidential';
+COMMENT ON TABLE alerts IS 'data-classification: confidential';
+COMMENT ON TABLE backup_catalog IS 'data-classification: internal';
+COMMENT ON TABLE daily_reports IS 'data-classification: internal';
+COMMENT ON TABLE document_chunks IS 'data-classification: confidential';
+COMMENT ON TABLE document_deletions IS 'data-classification: internal';
+COMMENT ON TABLE documents IS 'data-classification: confidential';
+COMMENT ON TABLE embedding_archives IS 'data-classification: internal';
+COMMENT ON TABLE event_archives IS 'data-classification: internal';
+COMMENT ON TABLE event_dirty_hours IS 'data-classification: internal';
+COMMENT ON TABLE event_receipts IS 'data-classification: confidential';
+COMMENT ON TABLE event_source_objects IS 'data-classification: internal';
+COMMENT ON TABLE event_stats_hourly IS 'data-classification: internal';
+COMMENT ON TABLE events IS 'data-classification: confidential';
+COMMENT ON TABLE file_assets IS 'data-classification: confidential';
+COMMENT ON TABLE file_permissions IS 'data-classification: internal';
+COMMENT ON TABLE honey_comb_checkpoints IS 'data-classification: internal';
+COMMENT ON TABLE honey_comb_execution_attempts IS 'data-classification: internal';
+COMMENT ON TABLE honey_comb_executions IS 'data-classification: internal';
+COMMENT ON TABLE honey_comb_files IS 'data-classification: internal';
+COMMENT ON TABLE honey_comb_leases IS 'data-classification: internal';
+COMMENT ON TABLE honey_combs IS 'data-classification: internal';
+COMMENT ON TABLE honey_jars IS 'data-classification: internal';
+COMMENT ON MATERIALIZED VIEW hourly_stats IS 'data-classification: internal';
+COMMENT ON TABLE ioc_sightings IS 'data-classification: confidential';
+COMMENT ON TABLE job_run_steps IS 'data-classification: internal';
+COMMENT ON TABLE job_runs IS 'data-classification: internal';
+COMMENT ON TABLE legal_holds IS 'data-classification: confidential';
+COMMENT ON TABLE ml_labels IS 'data-classification: confidential';
+COMMENT ON TABLE ml_model_events IS 'data-classification: internal';
+COMMENT ON TABLE ml_models IS 'data-classification: internal';
+COMMENT ON TABLE privacy_token_audit IS 'data-classification: restricted';
+COMMENT ON TABLE privacy_tokens IS 'data-classification: restricted';
+COMMENT ON TABLE restore_drills IS 'data-classification: internal';
+COMMENT ON TABLE restore_markers IS 'data-classification: internal';
+COMMENT ON TABLE retention_runs IS 'data-classification: internal';
+COMMENT ON TABLE scrubbing_profiles IS 'data-classification: internal';
+COMMENT ON TABLE threat_feed_imports IS 'data-classification: internal';
+COMMENT ON TABLE threat_intel IS 'data-classification: confidential';
+COMMENT ON TABLE users IS 'data-classification: confidential';
