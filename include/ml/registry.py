@@ -45,20 +45,30 @@ def version_for(interval_end: datetime, data_hash: str) -> str:
 
 
 # ----------------------------------------------------------------------------- artifacts
+# skops looks a function's module up by walking sys.modules; Airflow's deprecated-import shims warn
+# on every attribute asked of them (a thousand lines in a task log): that walk runs without warnings.
 def dumps(pipe) -> bytes:
+    import warnings
+
     import skops.io as sio
 
-    return sio.dumps(pipe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sio.dumps(pipe)
 
 
 def loads(data: bytes):
+    import warnings
+
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(data=data)
-    bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if bad:
-        raise UntrustedModel(f"model file names types outside scikit-learn/pyod/numpy: {', '.join(sorted(bad)[:5])}")
-    return sio.loads(data, trusted=untrusted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        untrusted = sio.get_untrusted_types(data=data)
+        bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        if bad:
+            raise UntrustedModel(f"model file names types outside scikit-learn/pyod/numpy: {', '.join(sorted(bad)[:5])}")
+        return sio.loads(data, trusted=untrusted)
 
 
 def library_versions() -> dict:
