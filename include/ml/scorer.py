@@ -43,9 +43,10 @@ class Scorer:
         hi = max(e.created_at for e in events) + timedelta(microseconds=1)
         stored = F.fetch_events(conn, lo, hi, sources=list(by_src))
         groups, rows = [], []
+        stored_by_src = {str(k): g for k, g in stored.groupby("source_ip")} if len(stored) else {}
         for src, evs in by_src.items():
-            mine = pd.concat([stored[stored["source_ip"] == src], pd.DataFrame([F.event_row(e) for e in evs], columns=F.COLUMNS)],
-                             ignore_index=True)
+            batch = pd.DataFrame([F.event_row(e) for e in evs], columns=F.COLUMNS)
+            mine = pd.concat([stored_by_src[src], batch], ignore_index=True) if src in stored_by_src else batch
             # one window per (source, clock hour of the batch): the trailing hour at its last event
             per_hour: dict = defaultdict(list)
             for e in evs:

@@ -35,9 +35,10 @@ def _step_task(job_name: str, step: Step):
         from sting_airflow.audit import try_number
         from sting_airflow.hooks import airflow_clients
 
+        job = load_job(job_name)
         with airflow_clients() as clients:
             try:
-                counts = run_it(load_job(job_name), step.name, run, clients, try_number(context))
+                counts = run_it(job, step.name, run, clients, try_number(context))
             except Exception as e:
                 if getattr(e, "permanent", False):  # no retry can help: fail now, with the step's message
                     raise AirflowFailException(f"{step.name}: {e}") from None
@@ -45,7 +46,7 @@ def _step_task(job_name: str, step: Step):
             from include.jobs.runner import lineage
             from sting_airflow.lineage import report_job_lineage
 
-            report_job_lineage(lineage(load_job(job_name), step.name, run, clients, counts))
+            report_job_lineage(lineage(job, step.name, run, clients, counts))
         w = run["interval"]
         print(f"{job_name}.{step.name} [{w['start']}, {w['end']}): {counts}")
         return counts

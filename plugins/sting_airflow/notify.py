@@ -138,14 +138,12 @@ def pause_dag(dag_id: str) -> bool:
 def guard_failing_comb(context, comb_name: str, limit: int, dsn: str) -> bool:
     """After a failed comb run: when its last `limit` runs all failed, pause its DAG and say so.
     Returns whether it was paused. `limit` 0: never pause."""
-    import psycopg
-    from psycopg.rows import dict_row
-
+    from include.db import connect
     from include.notifications import failure_streak
 
     if limit <= 0:
         return False
-    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+    with connect(dsn) as conn:
         streak = failure_streak(conn, comb_name, limit)
     if streak < limit:
         return False
