@@ -21,6 +21,12 @@ $(VENV)/.installed: requirements.txt constraints.txt requirements-models.txt
 	$(PY) -m pip check
 	touch $@
 
+# make stack-up EXECUTOR=celery: Airflow on the CeleryExecutor (docker-compose's shape: a Celery
+# worker on the stack's Redis, a queue per workload); EXECUTOR=local goes back. Without it, the
+# running stack keeps its executor (a new one starts with the LocalExecutor).
+ifdef EXECUTOR
+export STING_AIRFLOW_EXECUTOR := $(EXECUTOR)
+endif
 stack-up: venv
 	$(PY) -m include.devstack.stack up
 

@@ -9,6 +9,7 @@ from airflow.sdk import DAG, Param
 
 from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import PresidioScrubOperator
+from sting_airflow.workloads import COMBS
 
 with DAG(
     dag_id="privacy_scrub_object",
@@ -17,7 +18,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["privacy"],
-    default_args={"on_failure_callback": failure_callbacks()},
+    default_args={"on_failure_callback": failure_callbacks(), **COMBS.task_args()},  # extraction and scrubbing's pool
     render_template_as_native_obj=True,  # lists and null stay lists and null
     params={
         "input_uri": Param("s3://user-files/example.csv", type="string", pattern="^s3://[^/]+/.+"),

@@ -15,7 +15,8 @@ from include.settings import SEED_BUCKETS, Settings
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"]
+AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+           "airflow-worker-documents"]
 
 # Settings field -> the environment variable include/settings.py reads it from.
 SETTING_ENV = {
@@ -53,13 +54,17 @@ def test_services_of_the_production_shape():
     cmds = {s: " ".join(SERVICES[s]["command"]) for s in AIRFLOW}
     assert cmds == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
-                    "airflow-worker": "celery worker"}
-    assert "sting_airflow.preload" in " ".join(SERVICES["airflow-worker"]["entrypoint"])  # model once per worker
+                    "airflow-worker": "celery worker --queues default,events,combs,jobs",
+                    "airflow-worker-documents": "celery worker --queues documents --concurrency 2"}
+    # the documents worker loads the embedding model once; the other one does not need it
+    assert "sting_airflow.preload" in " ".join(SERVICES["airflow-worker-documents"]["entrypoint"])
+    assert "entrypoint" not in SERVICES["airflow-worker"]
     init = " ".join(SERVICES["airflow-init"]["command"])
     assert "airflow db migrate" in init and "include.devstack.stack migrate-app" in init
     pools = init.split("airflow pools import ", 1)[1].split()[0]  # the pools the DAGs name, from the image
     assert pools == "/opt/airflow/plugins/sting_airflow/pools.json"
-    assert set(json.loads((REPO / "plugins/sting_airflow/pools.json").read_text())) == {"embedding", "documents"}
+    assert set(json.loads((REPO / "plugins/sting_airflow/pools.json").read_text())) == {
+        "events", "combs", "jobs", "embedding", "documents"}
     assert SERVICES["chroma"]["image"].endswith(":1.5.9")
     assert SERVICES["airflow-apiserver"]["image"].endswith(":3.3.2")
 

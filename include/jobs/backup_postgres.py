@@ -40,6 +40,7 @@ def check_archive(ctx: JobContext) -> dict:
 JOB = Job(
     name="backup_postgres",
     schedule="0 2,8,14,20 * * *",
+    priority=50,  # the critical tier's RPO: first of the jobs waiting for a slot
     description="PostgreSQL (application database) backups with pgBackRest: full daily at 02:00, incremental every "
                 "6 hours, WAL archived continuously, 30 days retention, recorded in backup_catalog.",
     steps=(

@@ -56,6 +56,11 @@ class Job:
     retry_delay: timedelta = timedelta(seconds=30)
     max_active_runs: int = 1
     tags: tuple[str, ...] = ()
+    # Where it runs (Airflow: plugins/sting_airflow/workloads.py): None is the `jobs` pool; a job
+    # with its own pool (event_ingestion: `events`) is never queued behind the others. Priority
+    # orders the tasks waiting for the same pool (None: the pool's).
+    pool: str | None = None
+    priority: int | None = None
     # Interval used when a run has no schedule to derive one from (manual-only jobs).
     default_span: timedelta = timedelta(hours=1)
 

@@ -268,6 +268,7 @@ def ingest_comb_outputs(ctx: JobContext) -> dict:
 JOB = Job(
     name="event_ingestion",
     schedule="* * * * *",
+    pool="events",  # the real-time path: its own slot, never behind a backfill or a long job
     description="Honeypot events from queue:events:pending and event-payloads/raw/ into `events`: validated, "
                 "normalised to ECS, enriched (GeoLite2 snapshot, IOC matches), de-duplicated, scored, stored once, "
                 "alerted on.",

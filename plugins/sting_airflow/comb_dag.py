@@ -13,6 +13,7 @@ from include.honeycomb.config import CombDefinition
 from include.settings import get_settings
 from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import HoneyCombExtractOperator, HoneyCombParquetOutputOperator, load_comb
+from sting_airflow.workloads import COMBS
 
 DEFAULT_ARGS = {
     "owner": "sting-data",
@@ -20,9 +21,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=2),
-    # Comb runs outrank document ingestion (priority 1) when both wait for a slot.
-    "priority_weight": 10,
-    "weight_rule": "absolute",
+    # the `combs` pool and queue, priority 10 (plugins/sting_airflow/workloads.py)
+    **COMBS.task_args(),
     # a task failed for good: mail and webhook (plugins/sting_airflow/notify.py)
     "on_failure_callback": failure_callbacks(),
 }

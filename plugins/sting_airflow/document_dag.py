@@ -10,9 +10,7 @@ from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
 
 from sting_airflow.notify import failure_callbacks
 from sting_airflow.operators import EmbeddingUpsertOperator
-
-EMBEDDING_POOL = "embedding"
-DOCUMENTS_POOL = "documents"
+from sting_airflow.workloads import DOCUMENTS, EMBEDDING
 
 
 def _background() -> None:
@@ -48,7 +46,7 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
         # ingestion never holds more than two slots, so honey comb runs (which also outrank it:
         # priority 1, absolute) are never queued behind a large ingestion or its backfill.
         default_args={"owner": "sting-data", "retries": 2, "retry_delay": timedelta(seconds=30),
-                      "pool": DOCUMENTS_POOL, "priority_weight": 1, "weight_rule": "absolute",
+                      **DOCUMENTS.task_args(),
                       "on_failure_callback": failure_callbacks()},
         params={
             "honey_jar_id": Param(None, type=["null", "string"], description="only this jar's pending documents"),
@@ -101,7 +99,8 @@ def build_document_dag(comb_assets: list[Asset]) -> DAG:
                 return done(plan, upserted)
 
             chunks = prepare(document_ids)
-            upserted = EmbeddingUpsertOperator(task_id="embed_upsert", chunks_ref=chunks, pool=EMBEDDING_POOL)
+            upserted = EmbeddingUpsertOperator(task_id="embed_upsert", chunks_ref=chunks, pool=EMBEDDING.pool,
+                                               queue=EMBEDDING.queue)
             return complete(XComArg(chunks.operator, key="plan"), upserted.output)
 
         @task(trigger_rule="all_done")

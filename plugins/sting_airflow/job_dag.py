@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.jobs.base import Job, Step
 from sting_airflow.notify import failure_callbacks
+from sting_airflow.workloads import for_job
 
 
 def job_params(job: Job) -> dict[str, Param]:
@@ -72,7 +73,9 @@ def build_job_dag(job: Job) -> DAG:
         catchup=False,
         max_active_runs=job.max_active_runs,
         default_args={"owner": "sting-data", "retries": job.retries, "retry_delay": job.retry_delay,
-                      "retry_exponential_backoff": True, "on_failure_callback": failure_callbacks()},
+                      "retry_exponential_backoff": True, "on_failure_callback": failure_callbacks(),
+                      # the `jobs` pool and queue (event_ingestion: `events`), plugins/sting_airflow/workloads.py
+                      **for_job(job.pool, job.priority).task_args()},
         params=job_params(job),
         tags=["job", *job.tags],
         doc_md=f"**{job.name}** (`include/jobs/{job.name}.py`), schedule `{job.schedule}`.\n\n{job.description}\n\n"
