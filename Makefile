@@ -1,5 +1,7 @@
 # STING Data Pipelines: the two commands are `make demo` and `make test`.
 SHELL := /bin/bash
+# a failing pip (or any command) before a `| grep` filter fails the recipe
+.SHELLFLAGS := -o pipefail -c
 PYTHON_BASE ?= python3
 REQ_HASH := $(shell cat requirements.txt constraints.txt requirements-models.txt | sha256sum | cut -c1-12)
 # The venv lives outside the clone (2.9 GB: torch, spaCy, chromadb), keyed by the pinned set,

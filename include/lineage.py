@@ -47,3 +47,32 @@ def comb_run(comb, published: dict, execution_type: str = "continuous_flow") -> 
         jar = f"{comb.name} snapshots"
     outputs.append({"namespace": JARS_NAMESPACE, "name": jar, "classification": cls})
     return {"inputs": inputs, "outputs": outputs}
+
+
+def _object(uri: str) -> dict:
+    from include.classification import BUCKETS
+
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        return {"namespace": f"s3://{bucket}", "name": key or "/", "classification": BUCKETS.get(bucket, "confidential")}
+    return {"namespace": "file", "name": uri, "classification": "confidential"}
+
+
+def document_batch(documents: list[tuple[str, str]], collection: str, chunks: int) -> dict:
+    """A document batch's lineage: its documents' objects -> the Chroma collection and the
+    full-text table that now hold their chunks -> the honey jars they belong to.
+    `documents` is (upload_path, jar name) per document."""
+    from include.classification import TABLES
+    from include.settings import get_settings
+
+    s = get_settings()
+    inputs = [_object(path) for path in sorted({p for p, _ in documents})]
+    cls = TABLES["document_chunks"]
+    outputs = [
+        {"namespace": f"chroma://{s.chroma_host}:{s.chroma_port}", "name": collection, "classification": cls,
+         "rows": chunks},
+        {"namespace": f"postgres://{s.app_pg_host}:{s.app_pg_port}", "name": f"{s.app_db}.public.document_chunks",
+         "classification": cls, "rows": chunks},
+        *({"namespace": JARS_NAMESPACE, "name": jar, "classification": cls} for jar in sorted({j for _, j in documents})),
+    ]
+    return {"inputs": inputs, "outputs": outputs}

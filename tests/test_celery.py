@@ -110,7 +110,7 @@ def _kill_tree(pid: int) -> list[int]:
 
 def test_tasks_run_on_the_worker_in_their_workloads_queue(celery_airflow):
     api = celery_airflow
-    api.wait_for_dag("hourly_aggregation")
+    paused = api.wait_for_dag("hourly_aggregation")["is_paused"]
     api.unpause("hourly_aggregation")
     run = api.trigger("hourly_aggregation", conf={"interval_start": "2026-10-08T00:00:00+00:00",
                                                   "interval_end": "2026-10-08T01:00:00+00:00"})
@@ -120,7 +120,7 @@ def test_tasks_run_on_the_worker_in_their_workloads_queue(celery_airflow):
     ran = [t for t in tis if t["state"] == "success"]
     assert ran and {(t["queue"], t["pool"]) for t in ran} == {("jobs", "jobs")}
     assert all(t["hostname"] for t in ran)
-    api._req("PATCH", "/api/v2/dags/hourly_aggregation", {"is_paused": True})
+    api._req("PATCH", "/api/v2/dags/hourly_aggregation", {"is_paused": paused})
 
 
 def test_worker_killed_mid_task_the_task_is_retried_not_stuck(celery_airflow, stack):

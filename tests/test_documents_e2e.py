@@ -4,6 +4,8 @@ jar through the comb's output Asset."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import uuid
 
@@ -45,6 +47,8 @@ def test_uploads_are_ingested_by_the_dag_and_a_rerun_changes_nothing(airflow):
                                 Jsonb({"jar_key": f"e2e:{uuid.uuid4()}", "limits": {"max_bytes": 1_000_000}}))
                                ).fetchone()["id"])
     files = {**corpus(), **{n: d for n, (d, _) in bad_files().items()}}
+    lineage = json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]
+    lineage_from = os.path.getsize(lineage) if os.path.exists(lineage) else 0
     for name, data in files.items():
         storage.s3_client().put_object(Bucket="user-files", Key=f"documents/e2e-user/{uuid.uuid4().hex}.{name.rsplit('.', 1)[1]}",
                                        Body=data, Metadata={"honey-jar-id": jar, "title": name})
@@ -61,6 +65,19 @@ def test_uploads_are_ingested_by_the_dag_and_a_rerun_changes_nothing(airflow):
     assert len(ids) == sum(d["chunk_count"] for d in docs.values())
     ups = _all_mapped(airflow, run["dag_run_id"], "process_batch.embed_upsert")
     assert all(u["model_preloaded"] for u in ups if u["upserted"])  # inherited from the scheduler
+    # lineage (OpenLineage): each embedding batch reports its documents' objects -> the collection
+    # and the full-text table -> the jar, with the data classification
+    with open(lineage, "rb") as f:
+        f.seek(lineage_from)
+        events = [json.loads(x) for x in f.read().decode().splitlines() if x.startswith("{")]
+    done = [e for e in events if e.get("eventType") == "COMPLETE" and e["job"]["name"] == f"{DAG}.process_batch.embed_upsert"]
+    read = {i["name"] for e in done for i in e["inputs"] if i["namespace"] == "s3://user-files"}
+    assert any(k.startswith("documents/e2e-user/") for k in read), read
+    outs = {(o["namespace"], o["name"]) for e in done for o in e["outputs"]}
+    assert ("chroma://127.0.0.1:8000", vectorstore.DOCUMENTS) in outs
+    assert any(n.endswith(".public.document_chunks") for _, n in outs)
+    assert any(ns == "sting://honey-jars" and n.startswith("e2e docs ") for ns, n in outs), outs
+    assert all(o["facets"]["tags"]["tags"][0]["value"] == "confidential" for e in done for o in e["outputs"])
 
     # Rerun over every document of the jar: nothing is embedded, written or deleted.
     rerun = airflow.trigger(DAG, conf={"document_ids": [str(d["id"]) for d in docs.values()], "batch_size": 4})

@@ -105,3 +105,24 @@ def test_no_secret_of_the_stack_is_in_a_lineage_event(stack, lineage_file):
     text = open(path).read() if os.path.exists(path) else ""
     leaked = [k for k, v in stack_secrets().items() if isinstance(v, str) and len(v) >= 8 and v in text]
     assert leaked == []
+
+
+def test_feed_imports_report_their_endpoints_objects_and_tables():
+    """import_threat_feeds reads each feed's endpoint (no query, no key) and writes its snapshot
+    object and the threat_intel tables; correlate_events reads events and threat_intel."""
+    from include.jobs import load_job
+    from include.jobs.runner import lineage
+
+    job = load_job("daily_intelligence")
+    counts = {"sample_taxii": {"indicators": 3, "object": "s3://threat-intel/feeds/sample_taxii/2026-11-25.json"},
+              "sample_urlhaus": {"indicators": 2, "object": "s3://threat-intel/feeds/sample_urlhaus/2026-11-25.json"}}
+    got = lineage(job, "import_threat_feeds", {"run_id": "x", "params": {}}, None, counts)
+    assert "http://127.0.0.1:6100/intel/collections/honeypot-campaigns/objects" in got["inputs"]
+    assert len(got["inputs"]) == 3 and not any("?" in u or "key" in u.lower() for u in got["inputs"])
+    assert set(counts["sample_taxii"].values()) & set(got["outputs"]) and len(got["outputs"]) == 4
+    assert any(u.endswith("/public/threat_intel") for u in got["outputs"])
+    only = lineage(job, "import_threat_feeds", {"run_id": "x", "params": {"feeds": ["sample_misp"]}}, None, {})
+    assert len(only["inputs"]) == 1 and "misp" in only["inputs"][0]
+    corr = lineage(job, "correlate_events", {"run_id": "x", "params": {}}, None, {})
+    assert {u.rsplit("/", 1)[1] for u in corr["inputs"]} == {"events", "threat_intel"}
+    assert {u.rsplit("/", 1)[1] for u in corr["outputs"]} == {"ioc_sightings", "alerts"}

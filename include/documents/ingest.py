@@ -292,8 +292,9 @@ def prepare(document_ids: list[str], limits: Limits | None = None, run_key: str 
 
 # ----------------------------------------------------------------------------- embed + upsert
 def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_documents",
-                     batch_size: int = 32) -> dict:
-    """Chunks in (a Parquet object), vectors into Chroma; returns ids and counts."""
+                     batch_size: int = 32, lineage: dict | None = None) -> dict:
+    """Chunks in (a Parquet object), vectors into Chroma; returns ids and counts. `lineage`, when
+    given, is filled with the batch's documents -> collection -> jars (include/lineage.py)."""
     if not chunks_ref:
         return {"upserted": 0, "ids": [], "seconds": 0.0}
     import pyarrow.parquet as pq
@@ -312,6 +313,13 @@ def embed_and_upsert(chunks_ref: dict | None, collection_name: str = "honey_jar_
     vectorstore.upsert(vectorstore.collection(collection_name), ids, vectors, texts, metas)
     with connect(autocommit=True) as conn:  # the same chunks for full-text search
         lexical.write(conn, lexical.rows_from(ids, texts, metas))
+        if lineage is not None:
+            from include.lineage import document_batch
+
+            doc_ids = sorted({m["document_id"] for m in metas if m.get("document_id")})
+            rows = conn.execute("""SELECT d.upload_path, j.name FROM documents d JOIN honey_jars j ON j.id = d.honey_jar_id
+                                    WHERE d.id = ANY(%s::uuid[])""", (doc_ids,)).fetchall()
+            lineage.update(document_batch([(r["upload_path"], r["name"]) for r in rows], collection_name, len(ids)))
     storage.delete(chunks_ref["bucket"], chunks_ref["key"])
     return {"upserted": len(ids), "ids": ids, "embed_seconds": embed_s, "seconds": time.perf_counter() - t0,
             "model_preloaded": preloaded}

@@ -39,9 +39,12 @@ class Step:
     # all_success: runs when the steps before it succeeded; all_done: runs after them whatever
     # their outcome (e.g. correlation with the indicators that did import when one feed failed)
     trigger_rule: str = "all_success"
-    # lineage: what the step reads, "table:<name>" (the application database) or "<step>.<key>" (an
-    # s3:// URI an earlier step's counts name); what it writes is every s3:// URI in its own counts
-    reads: tuple[str, ...] = ()
+    # lineage: what the step reads, "table:<name>" (the application database), "<step>.<key>" (an
+    # s3:// URI an earlier step's counts name) or a function of the run's parameters returning
+    # URIs (e.g. the feeds' endpoints); what it writes: `writes` ("table:<name>") and every s3://
+    # URI in its own counts (nested ones too)
+    reads: tuple[str | Callable[[dict], list[str]], ...] = ()
+    writes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,13 @@ def feed_key(source: str, ctx: JobContext) -> str:
     return f"feeds/{source}/{ctx.interval.end:%Y-%m-%d}/intel.json"
 
 
+def feed_endpoints(params: dict) -> list[str]:
+    """What import_threat_feeds reads (lineage): the selected feeds' endpoints."""
+    from include.security.feeds import lineage_sources
+
+    return lineage_sources(params)
+
+
 def import_threat_feeds(ctx: JobContext) -> dict:
     """Every configured feed (include/feeds/*.yaml): snapshot kept in S3, parsed, merged into
     threat_intel. A feed that fails (unreachable, malformed, invalid file) fails alone: the others
@@ -140,9 +147,11 @@ JOB = Job(
                 "correlated with them (sightings, alerts), and the day's PDF report.",
     steps=(
         Step("import_threat_feeds", import_threat_feeds, "fetch or re-read each feed's snapshot, merge into threat_intel",
-             timeout=timedelta(minutes=30)),
+             timeout=timedelta(minutes=30), reads=(feed_endpoints,),
+             writes=("table:threat_intel", "table:threat_feed_imports")),
         Step("correlate_events", correlate_events, "the day's events (and a lookback) against the active indicators",
-             trigger_rule="all_done"),
+             trigger_rule="all_done", reads=("table:events", "table:threat_intel"),
+             writes=("table:ioc_sightings", "table:alerts")),
         Step("generate_daily_report", generate_daily_report, "the PDF report with charts", trigger_rule="all_done",
              reads=("table:events", "table:alerts", "table:threat_intel", "table:ioc_sightings")),
     ),

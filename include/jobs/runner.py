@@ -155,10 +155,26 @@ def lineage(job: Job, step_name: str, run: dict, clients: Clients, counts: dict)
 
     step = job.step(step_name)
     s = get_settings()
+
+    def table(name: str) -> str:
+        return f"postgres://{s.app_pg_host}:{s.app_pg_port}/{s.app_db}/public/{name}"
+
+    def objects(v) -> list[str]:
+        if isinstance(v, str):
+            return [v] if v.startswith("s3://") else []
+        if isinstance(v, dict):
+            return [u for x in v.values() for u in objects(x)]
+        if isinstance(v, list | tuple):
+            return [u for x in v for u in objects(x)]
+        return []
+
     inputs, earlier = [], None
     for r in step.reads:
+        if callable(r):
+            inputs.extend(r(run.get("params") or {}))
+            continue
         if r.startswith("table:"):
-            inputs.append(f"postgres://{s.app_pg_host}:{s.app_pg_port}/{s.app_db}/public/{r[6:]}")
+            inputs.append(table(r[6:]))
             continue
         if earlier is None:
             with clients.db() as conn:
@@ -167,5 +183,6 @@ def lineage(job: Job, step_name: str, run: dict, clients: Clients, counts: dict)
         v = (earlier.get(src) or {}).get(key)
         if isinstance(v, str) and v.startswith("s3://"):
             inputs.append(v)
-    outputs = [v for v in counts.values() if isinstance(v, str) and v.startswith("s3://")]
+    outputs = [table(w[6:]) for w in step.writes if w.startswith("table:")]
+    outputs += list(dict.fromkeys(objects(counts)))
     return {"inputs": inputs, "outputs": outputs}

@@ -56,6 +56,25 @@ class FeedConfig(BaseModel):
     description: str = ""
 
 
+def lineage_sources(params: dict) -> list[str]:
+    """The endpoints an import reads (lineage): each selected feed's URL without its query, the
+    TAXII collection's objects for TAXII feeds. Hosts and paths only: keys travel in headers."""
+    from urllib.parse import urlsplit
+
+    configs, _ = load_feeds()
+    only = set(params.get("feeds") or [])
+    out = []
+    for f in configs:
+        if only and f.name not in only:
+            continue
+        u = urlsplit(f.url)
+        path = u.path.rstrip("/")
+        if f.kind == "taxii" and f.collection:
+            path = f"{path}/collections/{f.collection}/objects"
+        out.append(f"{u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}{path or '/'}")
+    return out
+
+
 def feeds_dir() -> Path:
     return Path(os.environ.get("STING_FEEDS_DIR") or FEEDS_DIR_DEFAULT)
 

@@ -35,14 +35,11 @@ def output_asset(comb: CombDefinition) -> Asset:
 
 
 def _source_label(comb: CombDefinition) -> str:
-    p = comb.configuration.connection.parameters
-    if comb.type == "database":
-        return comb.configuration.extraction.table or "query_template"
-    if comb.type == "api":
-        return f"{p.get('base_url', '')}{p.get('endpoint', '')}"
-    if comb.type == "file_system":
-        return p.get("path") or f"s3://{p.get('bucket')}/{p.get('prefix', '')}"
-    return f"{comb.subtype}:{p.get('stream')}"
+    """The source as lineage names it (include/lineage.py): namespace and name, never a credential."""
+    from include.lineage import comb_source
+
+    src = comb_source(comb)
+    return f"{src['namespace']} {src['name']}"
 
 
 def comb_params(comb: CombDefinition) -> dict[str, Param]:

@@ -140,13 +140,22 @@ class EmbeddingUpsertOperator(BaseOperator):
         self.collection_name = collection_name
         self.batch_size = batch_size
 
+    _lineage: dict | None = None
+
     def execute(self, context) -> dict:
         from include.documents.ingest import embed_and_upsert
 
-        out = embed_and_upsert(self.chunks_ref or None, self.collection_name, self.batch_size)
+        self._lineage = {}
+        out = embed_and_upsert(self.chunks_ref or None, self.collection_name, self.batch_size, lineage=self._lineage)
         self.log.info("upserted %d chunks into %s (embedding %.1fs)", out["upserted"], self.collection_name,
                       out.get("embed_seconds", 0.0))
         return out
+
+    def get_openlineage_facets_on_complete(self, task_instance):  # noqa: ARG002 - the provider's signature
+        """The batch's documents -> the collection and document_chunks -> the honey jars."""
+        from sting_airflow.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
 
 class PresidioScrubOperator(BaseOperator):
