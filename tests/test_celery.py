@@ -93,6 +93,12 @@ def _attempts(run_key: str) -> list[tuple]:
     return [(r["step"], r["try_number"], r["state"]) for r in rows]
 
 
+def _waiting_on_customers(s) -> bool:
+    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
+        return c.execute("""SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                             WHERE NOT l.granted AND c.relname = 'customers'""").fetchone()[0] > 0
+
+
 def _kill_tree(pid: int) -> list[int]:
     """SIGKILL a process and everything under it (worker, pool processes, task supervisors, tasks)."""
     import psutil
@@ -143,7 +149,9 @@ def test_worker_killed_mid_task_the_task_is_retried_not_stuck(celery_airflow, st
         assert ("extract", 1, "running") in _attempts(run_id), _attempts(run_id)
         ti = next(t for t in api.task_instances(DAG, run_id) if t["task_id"] == "extract")
         assert ti["state"] == "running" and ti["queue"] == "combs" and ti["try_number"] == 1
-        time.sleep(2)
+        while time.time() < deadline and not _waiting_on_customers(s):  # inside its source query
+            time.sleep(0.5)
+        assert _waiting_on_customers(s)
         killed = _kill_tree(stack._pid(f"airflow-{stack.CELERY_WORKER}"))
         assert len(killed) >= 3  # the worker, its pool processes, the task's supervisor and the task
     finally:

@@ -19,6 +19,14 @@ WAITING = "honey_comb__sample_threat_feed_api"
 T = utc(2026, 10, 9, 3)
 
 
+def _waiting_on_lock(s) -> set[str]:
+    """The crm tables some session is waiting to read (the extracts blocked by the test's lock)."""
+    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
+        rows = c.execute("""SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                             WHERE NOT l.granted AND c.relname IN ('customers', 'support_tickets')""").fetchall()
+    return {r[0] for r in rows}
+
+
 def _combs_pool(api) -> dict:
     return api._req("GET", "/api/v2/pools/combs")
 
@@ -39,10 +47,12 @@ def test_full_combs_pool_delays_combs_only_and_events_still_flow(airflow):
     window = {"window_start": T.isoformat(), "window_end": (T + timedelta(hours=1)).isoformat()}
     try:
         runs = {dag: api.trigger(dag, conf=window)["dag_run_id"] for dag in BLOCKED}
-        # (a scheduled run of the same combs, if one is due, blocks on the lock just the same)
+        # both combs' extracts are stuck inside their source queries, waiting for the lock (a
+        # scheduled run of the same combs, if one is due, blocks on it just the same)
         deadline = time.time() + 240
-        while time.time() < deadline and _combs_pool(api)["running_slots"] < 2:
+        while time.time() < deadline and _waiting_on_lock(s) < {"customers", "support_tickets"}:
             time.sleep(1)
+        assert _waiting_on_lock(s) == {"customers", "support_tickets"}
         assert _combs_pool(api)["running_slots"] == 2 and _combs_pool(api)["open_slots"] == 0
         # a third comb waits for a combs slot ...
         waiting = api.trigger(WAITING, conf={})["dag_run_id"]
@@ -53,6 +63,7 @@ def test_full_combs_pool_delays_combs_only_and_events_still_flow(airflow):
         assert done["state"] == "success"
         assert _ti(api, WAITING, waiting, "begin")["state"] in (None, "scheduled")  # no combs slot yet
         assert _combs_pool(api)["running_slots"] == 2
+        assert _waiting_on_lock(s) == {"customers", "support_tickets"}  # still stuck: the pool stayed full
     finally:
         blocker.rollback()
         blocker.close()
