@@ -47,7 +47,12 @@ def _step_task(job_name: str, step: Step):
             from include.jobs.runner import lineage
             from sting_airflow.lineage import report_job_lineage
 
-            report_job_lineage(lineage(job, step.name, run, clients, counts))
+            try:  # best effort: describing lineage never fails a step that did its work
+                described = lineage(job, step.name, run, clients, counts)
+            except Exception as e:  # noqa: BLE001
+                print(f"lineage not reported: {type(e).__name__}: {str(e)[:200]}")
+            else:
+                report_job_lineage(described)
         w = run["interval"]
         print(f"{job_name}.{step.name} [{w['start']}, {w['end']}): {counts}")
         return counts
