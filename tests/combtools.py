@@ -4,8 +4,9 @@ operators (their `execute`) and library functions, against the real services."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pyarrow.parquet as pq
 import yaml
 
@@ -138,3 +139,34 @@ def clear_test_outputs(prefix: str) -> None:
         for o in storage.list_keys(bucket, p):
             storage.delete(bucket, o["Key"])
         storage.abort_uploads(bucket, p)
+
+
+def seed_sample_customers(ids, t0: datetime, tag: str, name: str, email_domain: str, ssn_area: str,
+                          phone_prefix: str, step: timedelta) -> None:
+    """Rows of the stack's sample CRM (crm.customers) that only one test uses: row n updated at
+    t0 + n * step; re-seeding is a no-op."""
+    from include.settings import get_settings
+
+    s = get_settings()
+    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
+        for n, i in enumerate(ids):
+            c.execute(
+                """INSERT INTO crm.customers (id, full_name, email, ssn, phone_mobile, phone_home, date_of_birth,
+                       city, country, segment, lifetime_value, notes, created_at, updated_at)
+                   VALUES (%s, %s, %s, %s, %s, NULL, '1980-02-03', 'Leeds', 'GB', 'smb', 10, %s, %s, %s)
+                   ON CONFLICT (id) DO NOTHING""",
+                (i, f"{name} {i}", f"{tag}-{i}@{email_domain}", f"{ssn_area}-{i % 10000:04d}",
+                 f"{phone_prefix}{i % 100000:05d}", tag, t0 - timedelta(days=1), t0 + n * step),
+            )
+
+
+def source_tables_waited_on(tables: tuple[str, ...]) -> set[str]:
+    """Which of the sample source's tables some session is waiting to read (a comb's extract
+    blocked inside its query by a test's lock)."""
+    from include.settings import get_settings
+
+    s = get_settings()
+    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
+        rows = c.execute("""SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                             WHERE NOT l.granted AND c.relname = ANY(%s)""", (list(tables),)).fetchall()
+    return {r[0] for r in rows}

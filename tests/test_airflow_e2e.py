@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import psycopg
 import pytest
 
 from include import storage, vault
 from include.db import connect
 from include.settings import get_settings
-from tests.combtools import read_output, utc
+from tests.combtools import read_output, seed_sample_customers, utc
 
 pytestmark = pytest.mark.airflow
 DAG = "honey_comb__sample_customers"
@@ -20,17 +19,8 @@ IDS = range(9_000_001, 9_000_031)
 
 
 def _seed_rows():
-    s = get_settings()
-    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
-        for n, i in enumerate(IDS):
-            c.execute(
-                """INSERT INTO crm.customers (id, full_name, email, ssn, phone_mobile, phone_home, date_of_birth,
-                       city, country, segment, lifetime_value, notes, created_at, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, NULL, '1980-02-03', 'Leeds', 'GB', 'smb', 10, 'e2e', %s, %s)
-                   ON CONFLICT (id) DO NOTHING""",
-                (i, f"E2E Person {i}", f"e2e-{i}@leak-check.example", f"987-65-{i % 10000:04d}",
-                 f"+44 7700 9{i % 100000:05d}", T - timedelta(days=1), T + timedelta(minutes=6 * n)),
-            )
+    seed_sample_customers(IDS, T, "e2e", "E2E Person", "leak-check.example", "987-65", "+44 7700 9",
+                          timedelta(minutes=6))
     return [f"e2e-{i}@leak-check.example" for i in IDS] + [f"987-65-{i % 10000:04d}" for i in IDS]
 
 

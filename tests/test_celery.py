@@ -17,7 +17,7 @@ import pytest
 
 from include.db import connect
 from include.settings import get_settings
-from tests.combtools import read_output, utc
+from tests.combtools import read_output, seed_sample_customers, source_tables_waited_on, utc
 
 REPO = Path(__file__).resolve().parents[1]
 DAG = "honey_comb__sample_customers"
@@ -69,20 +69,6 @@ def celery_airflow(airflow, stack):
     print(stack.ensure_airflow(before))
 
 
-def _seed_rows() -> None:
-    s = get_settings()
-    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
-        for n, i in enumerate(IDS):
-            c.execute(
-                """INSERT INTO crm.customers (id, full_name, email, ssn, phone_mobile, phone_home, date_of_birth,
-                       city, country, segment, lifetime_value, notes, created_at, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, NULL, '1980-02-03', 'Leeds', 'GB', 'smb', 10, 'celery', %s, %s)
-                   ON CONFLICT (id) DO NOTHING""",
-                (i, f"Celery Person {i}", f"celery-{i}@kill-test.example", f"987-66-{i % 10000:04d}",
-                 f"+44 7700 8{i % 100000:05d}", T - timedelta(days=1), T + timedelta(minutes=n)),
-            )
-
-
 def _attempts(run_key: str) -> list[tuple]:
     with connect() as conn:
         rows = conn.execute(
@@ -91,12 +77,6 @@ def _attempts(run_key: str) -> list[tuple]:
                 WHERE c.name = 'sample_customers' AND e.run_key = %s ORDER BY a.started_at, a.id""",
             (run_key,)).fetchall()
     return [(r["step"], r["try_number"], r["state"]) for r in rows]
-
-
-def _waiting_on_customers(s) -> bool:
-    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
-        return c.execute("""SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                             WHERE NOT l.granted AND c.relname = 'customers'""").fetchone()[0] > 0
 
 
 def _kill_tree(pid: int) -> list[int]:
@@ -131,7 +111,8 @@ def test_tasks_run_on_the_worker_in_their_workloads_queue(celery_airflow):
 
 def test_worker_killed_mid_task_the_task_is_retried_not_stuck(celery_airflow, stack):
     api = celery_airflow
-    _seed_rows()
+    seed_sample_customers(IDS, T, "celery", "Celery Person", "kill-test.example", "987-66", "+44 7700 8",
+                          timedelta(minutes=1))
     api.wait_for_dag(DAG)
     api.unpause(DAG)
     s = get_settings()
@@ -149,9 +130,9 @@ def test_worker_killed_mid_task_the_task_is_retried_not_stuck(celery_airflow, st
         assert ("extract", 1, "running") in _attempts(run_id), _attempts(run_id)
         ti = next(t for t in api.task_instances(DAG, run_id) if t["task_id"] == "extract")
         assert ti["state"] == "running" and ti["queue"] == "combs" and ti["try_number"] == 1
-        while time.time() < deadline and not _waiting_on_customers(s):  # inside its source query
+        while time.time() < deadline and not source_tables_waited_on(("customers",)):  # inside its source query
             time.sleep(0.5)
-        assert _waiting_on_customers(s)
+        assert source_tables_waited_on(("customers",))
         killed = _kill_tree(stack._pid(f"airflow-{stack.CELERY_WORKER}"))
         assert len(killed) >= 3  # the worker, its pool processes, the task's supervisor and the task
     finally:

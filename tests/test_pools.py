@@ -11,20 +11,13 @@ import psycopg
 import pytest
 
 from include.settings import get_settings
-from tests.combtools import utc
+from tests.combtools import source_tables_waited_on, utc
 
 pytestmark = pytest.mark.airflow
 BLOCKED = ("honey_comb__sample_customers", "honey_comb__sample_support_tickets")
 WAITING = "honey_comb__sample_threat_feed_api"
 T = utc(2026, 10, 9, 3)
-
-
-def _waiting_on_lock(s) -> set[str]:
-    """The crm tables some session is waiting to read (the extracts blocked by the test's lock)."""
-    with psycopg.connect(s.dsn(s.sample_source_db), autocommit=True) as c:
-        rows = c.execute("""SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                             WHERE NOT l.granted AND c.relname IN ('customers', 'support_tickets')""").fetchall()
-    return {r[0] for r in rows}
+TABLES = ("customers", "support_tickets")
 
 
 def _combs_pool(api) -> dict:
@@ -50,9 +43,9 @@ def test_full_combs_pool_delays_combs_only_and_events_still_flow(airflow):
         # both combs' extracts are stuck inside their source queries, waiting for the lock (a
         # scheduled run of the same combs, if one is due, blocks on it just the same)
         deadline = time.time() + 240
-        while time.time() < deadline and _waiting_on_lock(s) < {"customers", "support_tickets"}:
+        while time.time() < deadline and source_tables_waited_on(TABLES) < {"customers", "support_tickets"}:
             time.sleep(1)
-        assert _waiting_on_lock(s) == {"customers", "support_tickets"}
+        assert source_tables_waited_on(TABLES) == {"customers", "support_tickets"}
         assert _combs_pool(api)["running_slots"] == 2 and _combs_pool(api)["open_slots"] == 0
         # a third comb waits for a combs slot ...
         waiting = api.trigger(WAITING, conf={})["dag_run_id"]
@@ -63,7 +56,7 @@ def test_full_combs_pool_delays_combs_only_and_events_still_flow(airflow):
         assert done["state"] == "success"
         assert _ti(api, WAITING, waiting, "begin")["state"] in (None, "scheduled")  # no combs slot yet
         assert _combs_pool(api)["running_slots"] == 2
-        assert _waiting_on_lock(s) == {"customers", "support_tickets"}  # still stuck: the pool stayed full
+        assert source_tables_waited_on(TABLES) == {"customers", "support_tickets"}  # still stuck: the pool stayed full
     finally:
         blocker.rollback()
         blocker.close()
