@@ -1,14 +1,18 @@
-"""Through the running Airflow: an API that answers 401 with the refused request (API key
-included) quoted in its body. The run fails at once, and the key is nowhere: not in the audit,
-the attempts, XCom, the task logs, nor the log files of the scheduler, API server, DAG processor
-and triggerer."""
+"""Through the running Airflow: an API that answers 401 with the refused key quoted in its body in
+every style real APIs use (inside the echoed headers, PHP's `\\/` escaping, an echoed
+`Authorization: Basic <base64 of key:>`, URL-encoded, hex). The run fails at once, and the key
+is nowhere in any form: not in the audit, the attempts, XCom, the run note, Airflow's `log`
+table, the task logs, the log files of the scheduler, API server, DAG processor and triggerer,
+the failure mail and webhook, nor the lineage file."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +26,31 @@ DAG = "honey_comb__sample_threat_feed_api"
 PATH = "honey_combs/sample_threat_feed_api/credentials"
 
 
+def _forms(key: str) -> list[str]:
+    import base64
+    from urllib.parse import quote
+
+    return [key, key.replace("/", "\\/"), quote(key, safe=""), key.encode().hex(),
+            base64.b64encode(f"{key}:".encode()).decode()[:-4]]
+
+
+def _airflow_db_rows(dag: str, run_id: str) -> str:
+    """Airflow's own tables that keep text of a run: its note and the `log` (audit) table."""
+    import psycopg
+
+    url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg.connect(url) as c:
+        notes = c.execute("SELECT n.content FROM dag_run r JOIN dag_run_note n ON n.dag_run_id = r.id "
+                          "WHERE r.dag_id = %s AND r.run_id = %s", (dag, run_id)).fetchall()
+        logs = c.execute("SELECT event, extra FROM log WHERE dag_id = %s AND run_id = %s", (dag, run_id)).fetchall()
+    assert notes, "the run has a note"
+    return repr(notes) + repr(logs)
+
+
 def test_api_echoing_its_key_leaks_it_nowhere(airflow):
-    wrong = f"sk-live-{uuid.uuid4().hex}"
+    from tests.test_notifications import sink
+
+    wrong = f"sk/live+{uuid.uuid4().hex}"
     original = vault.read_secret(PATH)
     # precondition: the sample API really quotes the refused key in its 401 body
     req = urllib.request.Request(get_settings().sample_api_url + "/v1/indicators/cursor", headers={"X-API-Key": wrong})
@@ -32,8 +59,13 @@ def test_api_echoing_its_key_leaks_it_nowhere(airflow):
             urllib.request.urlopen(req, timeout=10)
         if e.value.code != 429:
             break
-    assert e.value.code == 401 and wrong in e.value.read().decode(), "the sample API must echo (restart the stack)"
+    body = e.value.read().decode()
+    assert e.value.code == 401 and all(f in body for f in _forms(wrong)[1:]), \
+        f"the sample API must echo in every style (restart the stack): {body[:500]}"
     sizes = {p: p.stat().st_size for p in LOGS.glob("*.log")}
+    lineage = Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"])
+    lineage_from = lineage.stat().st_size if lineage.exists() else 0
+    sink("DELETE")
     vault.write_secret(PATH, {"api_key": wrong})
     try:
         airflow.wait_for_dag(DAG)
@@ -63,5 +95,13 @@ def test_api_echoing_its_key_leaks_it_nowhere(airflow):
         with p.open("rb") as fh:
             fh.seek(sizes.get(p, 0))
             blobs[str(p)] = fh.read().decode(errors="replace")
-    leaked = [where for where, text in blobs.items() if wrong in text]
+    blobs["airflow db: note, log"] = _airflow_db_rows(DAG, run["dag_run_id"])
+    notices = sink()
+    assert any(DAG in m["subject"] for m in notices["mails"]), "the failure was mailed"
+    blobs["mails and webhooks"] = json.dumps(notices)
+    if lineage.exists():
+        with lineage.open("rb") as fh:
+            fh.seek(lineage_from)
+            blobs["lineage"] = fh.read().decode(errors="replace")
+    leaked = [(where, form) for where, text in blobs.items() for form in _forms(wrong) if form.lower() in text.lower()]
     assert leaked == []

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include import vault
 from include.db import connect
+from include.devstack.sample_api import ECHO_STYLES
 from tests.combtools import write_comb, write_def
 from tests.test_sources_api_files import api_comb, api_server  # noqa: F401  (fixture)
 
@@ -29,11 +30,20 @@ def _extract(name: str, run_key: str = "r1", **params):
 W = {"window_start": "2026-10-05T00:00:00Z", "window_end": "2026-10-05T01:00:00Z"}
 
 
-def test_api_401_echoing_the_key_fails_at_once_and_leaks_nowhere(combs_dir, api_server, caplog):  # noqa: F811
+@pytest.mark.parametrize("echo", [*ECHO_STYLES, "all"])
+def test_api_401_echoing_the_key_fails_at_once_and_leaks_nowhere(combs_dir, api_server, caplog, echo):  # noqa: F811
+    """Each way an API quotes a refused key back (as sent, PHP's `\\/`, Basic base64 of `key:`,
+    URL-encoded, hex): the message says HTTP 401 and carries the key in none of its forms."""
+    import base64
+    from urllib.parse import quote
+
     api, url = api_server()
     api.echo_request_on_401 = True
+    api.echo_styles = ECHO_STYLES if echo == "all" else (echo,)
     name = write_def(combs_dir, api_comb(f"api_echo_{uuid.uuid4().hex[:8]}", url, "offset"))
-    key = f"sk-live-{uuid.uuid4().hex}"
+    key = f"sk/live+{uuid.uuid4().hex[:24]}"
+    forms = {key, key.replace("/", "\\/"), quote(key, safe=""), key.encode().hex(),
+             base64.b64encode(f"{key}:".encode()).decode()[:-4]}  # (the last characters mix in the ':')
     vault.write_secret(f"honey_combs/{name}/credentials", {"api_key": key})
     api.api_key = "the-right-one"
     run, extract = _extract(name)
@@ -41,16 +51,53 @@ def test_api_401_echoing_the_key_fails_at_once_and_leaks_nowhere(combs_dir, api_
     with pytest.raises(AirflowFailException) as e:  # deterministic: no Airflow retry
         extract()
     message = str(e.value)
-    assert "HTTP 401" in message and "x-api-key" in message.lower() and key not in message
-    assert len(api.log) == 1  # one request, not three
+    assert "HTTP 401" in message and len(api.log) == 1  # one request, not three
     with connect() as conn:
         ex = conn.execute("SELECT error_message, metadata FROM honey_comb_executions WHERE id = %s",
                           (run["execution_id"],)).fetchone()
         att = conn.execute("SELECT error FROM honey_comb_execution_attempts WHERE execution_id = %s",
                            (run["execution_id"],)).fetchall()
     assert "HTTP 401" in ex["error_message"]
-    blob = repr(ex) + repr(att) + caplog.text
-    assert key not in blob
+    blob = message + repr(ex) + repr(att) + caplog.text
+    assert [f for f in forms if f in blob] == []
+    assert [f for f in forms if f.lower() in blob.lower()] == []
+
+
+def test_a_redirect_to_another_origin_never_takes_the_key(combs_dir, api_server, caplog):  # noqa: F811
+    """The API answers 302 to another origin: the comb follows it without the key (the other
+    host sees no X-API-Key) and that host's refusal fails the run. A same-origin redirect keeps
+    the key and delivers; a host listed in redirect_hosts gets it too."""
+    api, url = api_server()
+    other, other_url = api_server()
+    other.echo_request_on_401 = True
+    key = f"sk-{uuid.uuid4().hex}"
+    api.api_key = other.api_key = key
+    api.redirect_to = other_url.replace("127.0.0.1", "localhost")  # another host and port
+    moved = {"endpoint": "/v1/moved/offset"}
+    name = write_def(combs_dir, api_comb(f"api_redir_{uuid.uuid4().hex[:8]}", url, "offset", **moved))
+    vault.write_secret(f"honey_combs/{name}/credentials", {"api_key": key})
+    _, extract = _extract(name)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AirflowFailException) as e:
+        extract()
+    assert "HTTP 401" in str(e.value) and key not in str(e.value)
+    assert other.seen and all(not r["credentials"] for r in other.seen), list(other.seen)
+    assert any(r["credentials"] for r in api.seen)  # the origin itself did get it
+    assert "another origin" in caplog.text and key not in caplog.text
+    # listed in redirect_hosts: the key goes there, the run delivers
+    other.seen.clear()
+    name2 = write_def(combs_dir, api_comb(f"api_redir2_{uuid.uuid4().hex[:8]}", url, "offset",
+                                           redirect_hosts=["localhost"], **moved))
+    vault.write_secret(f"honey_combs/{name2}/credentials", {"api_key": key})
+    _, extract2 = _extract(name2)
+    assert extract2()["records_processed"] == 250
+    assert other.seen and all(r["credentials"] for r in other.seen)
+    # same origin (a relative Location): the key stays, the run delivers
+    api.redirect_to = None
+    name3 = write_def(combs_dir, api_comb(f"api_redir3_{uuid.uuid4().hex[:8]}", url, "offset", **moved))
+    vault.write_secret(f"honey_combs/{name3}/credentials", {"api_key": key})
+    _, extract3 = _extract(name3)
+    assert extract3()["records_processed"] == 250
 
 
 @pytest.mark.parametrize("style", ["cursor", "link", "offset"])

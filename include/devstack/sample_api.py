@@ -5,6 +5,7 @@ limit that answers 429 with Retry-After.
     python -m include.devstack.sample_api --port 8765
 
 GET /v1/indicators/{offset|page|cursor|link}?updated_since=...  header X-API-Key: <key>
+GET /v1/moved/...  302 to /v1/indicators/... (of `redirect_to`, another origin, when set)
   offset: ?limit=&offset=   page: ?limit=&page= (1-based)   cursor: ?limit=&cursor= (body next_cursor)
   link: ?limit=&after= with an RFC 8288 `Link: <...>; rel="next"` header.
 Records are sorted by (updated_at, id); `updated_since` is inclusive (>=), as many APIs are.
@@ -15,11 +16,36 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 DEFAULT_KEY = "sample-api-key"
+# How real APIs quote a refused key back: as sent, inside the request's headers; PHP's
+# json_encode (`\/` for every `/` of the body); an echoed `Authorization: Basic <base64 of key:>`
+# (the key as user, no password); URL-encoded in an echoed query; hex.
+ECHO_STYLES = ("headers", "php", "basic", "url", "hex")
+
+
+def echo_body(key: str, headers: dict, path: str, styles: tuple[str, ...]) -> str:
+    """The 401 body of an API that quotes what it refused, in the given styles (compact first: a
+    client keeps the first few hundred characters)."""
+    import base64
+    from urllib.parse import quote
+
+    echo = {}
+    if "basic" in styles:
+        echo["authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    if "url" in styles:
+        echo["query"] = "api_key=" + quote(key, safe="")
+    if "hex" in styles:
+        echo["key_hex"] = key.encode().hex()
+    body: dict = {"error": "missing or wrong X-API-Key", "echo": echo}
+    if "headers" in styles or "php" in styles:
+        body["request"] = {"path": path, "headers": headers}
+    text = json.dumps(body)
+    return text.replace("/", "\\/") if "php" in styles else text
 
 
 def sample_records(n: int = 250) -> list[dict]:
@@ -52,6 +78,11 @@ class SampleAPI:
         self.fail_status = fail_status
         self.max_limit = 1_000  # page sizes above this are capped, as many APIs do
         self.echo_request_on_401 = False  # a 401 body that quotes the request's headers (some APIs do)
+        # how a 401 echoes the refused key: any of ECHO_STYLES (all of them by default)
+        self.echo_styles: tuple[str, ...] = ECHO_STYLES
+        # where /v1/moved/... redirects to (/v1/indicators/... of this base URL; None: this server)
+        self.redirect_to: str | None = None
+        self.seen: deque = deque(maxlen=1000)  # host, path, credential headers of the requests received
         self.stuck_pagination = False  # cursor / next link that never advance (a buggy API)
         self.requests = 0
         self.log: list[tuple[int, str]] = []
@@ -72,7 +103,7 @@ def make_handler(api: SampleAPI):
             pass
 
         def _send(self, status: int, body, headers: dict | None = None):
-            data = json.dumps(body).encode()
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -87,6 +118,15 @@ def make_handler(api: SampleAPI):
                 n = api.requests
             u = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
+            with api.lock:
+                api.seen.append({"host": self.headers.get("Host", ""), "path": self.path,
+                                 "credentials": {k: v for k, v in self.headers.items()
+                                                 if k.lower() in ("x-api-key", "authorization")}})
+            if u.path == "/v1/_seen":  # what arrived, for tests
+                return self._send(200, list(api.seen))
+            if u.path.startswith("/v1/moved/"):  # moved: to redirect_to (another origin), or here
+                target = self.path.replace("/v1/moved/", "/v1/indicators/", 1)
+                return self._send(302, {}, {"Location": (api.redirect_to or "").rstrip("/") + target})
             if n <= api.fail_first:
                 api.log.append((api.fail_status, self.path))
                 return self._send(api.fail_status, {"error": "injected failure"}, {"Retry-After": "0"})
@@ -97,7 +137,8 @@ def make_handler(api: SampleAPI):
                 api.log.append((401, self.path))
                 body = {"error": "missing or wrong X-API-Key"}
                 if api.echo_request_on_401:
-                    body["request"] = {"path": self.path, "headers": dict(self.headers.items())}
+                    sent = self.headers.get("X-API-Key") or ""
+                    return self._send(401, echo_body(sent, dict(self.headers.items()), self.path, api.echo_styles))
                 return self._send(401, body)
             parts = u.path.strip("/").split("/")
             if parts[:2] != ["v1", "indicators"] or len(parts) != 3:

@@ -68,6 +68,10 @@ class ApiParameters(_Strict):
     requests_per_second: float | None = Field(default=None, gt=0, description="client-side rate limit")
     retry: ApiRetry = Field(default_factory=ApiRetry)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    redirect_hosts: list[str] = Field(default_factory=list, description="hosts a redirect may take the "
+                                      "credentials to (besides the base_url's origin); a redirect elsewhere is "
+                                      "followed without them")
+    max_redirects: int = Field(default=5, ge=0, le=20)
 
 
 class FileParameters(_Strict):

@@ -56,10 +56,14 @@ class HoneyCombVaultHook(VaultHook):
 
         from include.privacy.profiles import is_secret_key
 
+        from include.redaction import Redactor
+
         secret = self.get_comb_secret(vault_path, required)
-        for k, v in secret.items():
-            if v and is_secret_key(k):
-                mask_secret(str(v))
+        # every literal form (escaped, URL-encoded, base64 fragments, hex): a second line behind
+        # the sources' own redaction (include/redaction.py)
+        forms = Redactor([v for k, v in secret.items() if v and is_secret_key(k)]).literal_forms()
+        for form in forms:
+            mask_secret(form)
         return secret
 
     def scrubbing_secrets(self, salt_path: str, with_tokens: bool) -> tuple[str, object | None]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from include.honeycomb.errors import http_permanent
 from include.honeycomb.sources import Extract, SourceReadError
+from include.redaction import Redactor, redact_credential_fields, secret_values
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -69,25 +69,10 @@ def _key(value: Any):
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
-def secret_forms(secret: dict | None) -> list[str]:
-    """Every form a secret value can take in a request or an echoed response: as is, URL-quoted,
-    and the Basic credential (base64 of user:password)."""
-    import base64
-    from urllib.parse import quote, quote_plus
-
-    out: set[str] = set()
-    values = [str(v) for v in (secret or {}).values() if v not in (None, "") and len(str(v)) >= 4]
-    for v in values:
-        out |= {v, quote(v, safe=""), quote_plus(v)}
-    if (secret or {}).get("username") and (secret or {}).get("password"):
-        out.add(base64.b64encode(f"{secret['username']}:{secret['password']}".encode()).decode())
-    return sorted(out, key=len, reverse=True)
-
-
 class ApiClient:
     def __init__(self, comb, secret: dict | None):
         self.comb = comb
-        self._secrets = secret_forms(secret)
+        self._redactor = Redactor(secret_values(secret))
         self.p = comb.parameters
         self.requests = 0
         self.retries = 0
@@ -106,8 +91,13 @@ class ApiClient:
         except KeyError as e:
             raise SourceReadError(f"comb '{comb.name}': auth '{kind}' needs key {e} in the Vault secret "
                                   f"'{comb.configuration.connection.vault_path}'", permanent=True) from None
+        # Redirects are followed here (`_follow`), not by httpx: httpx strips `Authorization` on a
+        # cross-origin redirect but sends every other header (an X-API-Key) to the new host.
         self.http = httpx.Client(base_url=self.p.base_url, headers=headers, auth=auth,
-                                 timeout=self.p.timeout_seconds, follow_redirects=True)
+                                 timeout=self.p.timeout_seconds, follow_redirects=False)
+        self._credential_headers = {h.lower() for h in (self.p.auth.header, "authorization")}
+        self._plain_headers = {k: v for k, v in self.p.headers.items() if k.lower() not in self._credential_headers}
+        self.redirects: list[dict] = []
 
     def close(self) -> None:
         self.http.close()
@@ -115,10 +105,37 @@ class ApiClient:
     def redact(self, text: str) -> str:
         """A message that quotes a request or a response never carries the comb's secrets, nor
         the auth header's value (APIs that echo the request put them in their error bodies)."""
-        for v in self._secrets:
-            text = text.replace(v, "***")
-        header = self.p.auth.header if self.p.auth.type == "api_key" else "Authorization"
-        return re.sub(rf"(?i)({re.escape(header)}|authorization|x-api-key)(\W{{1,4}})([^\s\"',}}]+)", r"\1\2***", text)
+        return redact_credential_fields(self._redactor(text), [self.p.auth.header])
+
+    def _trusted(self, url: httpx.URL) -> bool:
+        """Credentials go to the base URL's origin (scheme, host, port) and to `redirect_hosts`."""
+        base = httpx.URL(self.p.base_url)
+        if (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port):
+            return True
+        # a listed host, never by a downgrade to plain HTTP
+        return url.host in {h.lower() for h in self.p.redirect_hosts} and (url.scheme == "https" or base.scheme == "http")
+
+    def _follow(self, resp: httpx.Response) -> httpx.Response:
+        """Follow a redirect chain (GET only), taking the credentials only where `_trusted`."""
+        hops = 0
+        while resp.is_redirect and "location" in resp.headers:
+            hops += 1
+            if hops > self.p.max_redirects:
+                raise self.fail(f"more than max_redirects={self.p.max_redirects} redirects from {self.p.endpoint}", True)
+            target = resp.url.join(resp.headers["location"])
+            resp.close()
+            if target.scheme not in ("http", "https"):
+                raise self.fail(f"redirect to a non-HTTP URL ({target.scheme}:) refused", True)
+            trusted = self._trusted(target)
+            self.redirects.append({"host": target.host, "credentials": trusted})
+            if trusted:
+                resp = self.http.get(target)
+            else:
+                log.warning("comb %s: redirected to %s, another origin: followed without credentials (list the "
+                            "host in redirect_hosts to send them there)", self.comb.name, target.host)
+                resp = httpx.get(target, headers=self._plain_headers, timeout=self.p.timeout_seconds,
+                                 follow_redirects=False)
+        return resp
 
     def fail(self, message: str, permanent: bool) -> SourceReadError:
         return SourceReadError(self.redact(f"comb '{self.comb.name}': {message}"), permanent)
@@ -136,7 +153,7 @@ class ApiClient:
         def once() -> httpx.Response:
             self._throttle()
             self.requests += 1
-            resp = self.http.get(url, params=params)
+            resp = self._follow(self.http.get(url, params=params))
             if resp.status_code in RETRY_STATUS:
                 raise RetryableHTTPError(resp)
             return resp
@@ -158,8 +175,8 @@ class ApiClient:
             raise self.fail(f"GET {url} failed after {r.max_attempts} attempt(s): {e}", False) from None
         if resp.status_code >= 400:
             # redacted before it is cut: a secret split by the cut would no longer match
-            raise self.fail(f"GET {resp.request.url} returned HTTP {resp.status_code}: {self.redact(resp.text)[:300]}",
-                            http_permanent(resp.status_code))
+            raise self.fail(f"GET {resp.request.url} returned HTTP {resp.status_code}: "
+                            f"{self.redact(resp.text[:20_000])[:300]}", http_permanent(resp.status_code))
         return resp
 
     def pages(self, extra: dict) -> Any:
@@ -265,4 +282,6 @@ def read(comb, secret: dict | None, state: dict | None, snapshot: bool) -> Extra
     if inc:
         ex.state = {"cursor": max_value, "keys_at_cursor": sorted(list(k) for k in keys_at_max)}
     ex.info = {"requests": client.requests, "retries": client.retries}
+    if client.redirects:
+        ex.info["redirects"] = client.redirects
     return ex

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from include.honeycomb.config import CombDefinition
 from include.honeycomb.errors import CombError
@@ -32,10 +31,10 @@ class Credentials:
         return cls(str(secret["username"]), str(secret["password"]))
 
     def redact(self, text: str) -> str:
-        for s in {self.password, quote(self.password, safe="")}:
-            if s:
-                text = text.replace(s, "***")
-        return text
+        """Every form of the password (raw, escaped, URL-encoded, base64, hex: include/redaction.py)."""
+        from include.redaction import Redactor
+
+        return Redactor([self.password])(text)
 
 
 def scrub_decisions(comb: CombDefinition, columns: list[str]) -> dict[str, tuple[str, str]]:
