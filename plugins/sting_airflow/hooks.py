@@ -55,7 +55,6 @@ class HoneyCombVaultHook(VaultHook):
         from airflow.sdk.log import mask_secret
 
         from include.privacy.profiles import is_secret_key
-
         from include.redaction import Redactor
 
         secret = self.get_comb_secret(vault_path, required)
