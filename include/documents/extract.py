@@ -1,6 +1,6 @@
 """Text extraction: bytes of a document in, text segments out, or a clear reason why not.
 
-One well-kept library per format: pypdf (PDF), python-docx (DOCX), BeautifulSoup + lxml (HTML),
+One well-kept library per format: pypdf (PDF), lxml streaming the Office XML (DOCX), BeautifulSoup + lxml (HTML),
 charset-normalizer (plain text and Markdown in any common encoding), the standard library's json
 and csv, pyarrow (Parquet delivered by honey combs). No line is dropped or cut, however long.
 """
@@ -35,9 +35,14 @@ class Limits:
     max_pages: int = 2000
     max_chars: int = 5_000_000
     max_expanded_bytes: int = 100 * 1024 * 1024
-    max_xml_elements: int = 2_000_000
+    # every XML part of an Office zip together; a 500-page report has ~300,000 (each element is
+    # counted streaming and the text is read streaming: the bound is on time, memory stays flat)
+    max_xml_elements: int = 1_000_000
+    # tags of an HTML page: BeautifulSoup's tree costs ~1 KB per element (measured: 500,000 `<p>`
+    # peak at 495 MiB), so this keeps a page under ~250 MB beside the embedding model
+    max_html_elements: int = 250_000
 
-    FIELDS = ("max_bytes", "max_pages", "max_chars", "max_expanded_bytes", "max_xml_elements")
+    FIELDS = ("max_bytes", "max_pages", "max_chars", "max_expanded_bytes", "max_xml_elements", "max_html_elements")
 
     @classmethod
     def from_jar_config(cls, config: dict | None, default: Limits | None = None) -> Limits:
@@ -106,9 +111,13 @@ def _pdf(data: bytes, limits: Limits) -> list[Segment]:
         n = len(reader.pages)
         if n > limits.max_pages:
             raise ExtractionError(f"PDF has {n} pages, over the limit of {limits.max_pages}")
-        segments = []
+        segments, chars = [], 0
         for i, page in enumerate(reader.pages, start=1):
+            # (each stream's decompression is bounded by pypdf itself: 75 MB by default)
             text = page.extract_text() or ""
+            chars += len(text)
+            if chars > limits.max_chars:  # stop reading at the limit, not after the last page
+                raise ExtractionError(f"more than {limits.max_chars:,} characters of text (by page {i}): over the limit")
             if text.strip():
                 segments.append(Segment(text, {"page": i}))
     except ExtractionError:
@@ -120,10 +129,31 @@ def _pdf(data: bytes, limits: Limits) -> list[Segment]:
     return segments
 
 
-def _check_docx_expansion(data: bytes, limits: Limits) -> None:
-    """A DOCX is a zip: check what it expands to before anything parses it (a 342 KB file can
-    hold 200 MB of XML). Sizes from the zip directory, then a streaming count of the main
-    document's XML elements that stops at the limit: memory stays flat, time is bounded."""
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_XML_PART = (".xml", ".rels", ".vml", ".xmi")  # parts an Office reader parses as XML
+
+
+class _CountingReader:
+    """A part's bytes as they are decompressed, counted against a budget shared by every part
+    (the zip directory's sizes can lie)."""
+
+    def __init__(self, f, budget: list[int], limit: int, what: str):
+        self.f, self.budget, self.limit, self.what = f, budget, limit, what
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(65536 if n is None or n < 0 else min(n, 65536))
+        self.budget[0] += len(chunk)
+        if self.budget[0] > self.limit:
+            raise ExtractionError(f"{self.what} expands to more than {self.limit:,} bytes (a decompression bomb?)")
+        return chunk
+
+
+def check_office_zip(data: bytes, limits: Limits, what: str = "DOCX"):
+    """An Office document (DOCX, XLSX, PPTX: a zip of XML parts) checked before anything parses
+    it: the number of parts, the bytes every part really expands to (counted while decompressing,
+    not taken from the directory), and the XML elements of every XML part (styles, numbering,
+    headers and relationships too, not only the main document), streamed and cleared as they are
+    counted: memory stays flat and time is bounded, whatever part holds a bomb. Returns the zip."""
     import zipfile
 
     from lxml import etree
@@ -131,50 +161,103 @@ def _check_docx_expansion(data: bytes, limits: Limits) -> None:
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
-    except (zipfile.BadZipFile, ValueError) as e:
-        raise ExtractionError(f"corrupt DOCX: {type(e).__name__}: {e}") from None
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ExtractionError(f"corrupt {what}: {type(e).__name__}: {e}") from None
     if len(infos) > 10_000:
-        raise ExtractionError(f"DOCX with {len(infos):,} parts: refused")
-    total = sum(i.file_size for i in infos)
-    if total > limits.max_expanded_bytes:
-        raise ExtractionError(f"DOCX expands to {total:,} bytes, over the limit of {limits.max_expanded_bytes:,} "
+        raise ExtractionError(f"{what} with {len(infos):,} parts: refused")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_expanded_bytes:
+        raise ExtractionError(f"{what} expands to {declared:,} bytes, over the limit of {limits.max_expanded_bytes:,} "
                               "(a decompression bomb?)")
-    if "word/document.xml" not in z.namelist():
-        raise ExtractionError("corrupt DOCX: no word/document.xml")
-    n = 0
-    with z.open("word/document.xml") as f:
+    budget, elements = [0], 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = info.filename
         try:
-            for _, el in etree.iterparse(f, events=("end",), resolve_entities=False, no_network=True):
-                n += 1
-                if n > limits.max_xml_elements:
-                    raise ExtractionError(f"DOCX has more than {limits.max_xml_elements:,} XML elements: refused "
-                                          "(a decompression bomb?)")
-                el.clear()
+            with z.open(info) as raw:
+                f = _CountingReader(raw, budget, limits.max_expanded_bytes, what)
+                if not name.lower().endswith(_XML_PART):
+                    while f.read(65536):
+                        pass
+                    continue
+                for _, el in etree.iterparse(f, events=("end",), resolve_entities=False, no_network=True,
+                                             huge_tree=False, load_dtd=False):
+                    elements += 1
+                    if elements > limits.max_xml_elements:
+                        raise ExtractionError(f"{what} has more than {limits.max_xml_elements:,} XML elements "
+                                              f"(reached in {name}): refused (a decompression bomb?)")
+                    el.clear()
+                    parent = el.getparent()  # counted elements leave the tree: it stays a spine
+                    while parent is not None and el.getprevious() is not None:
+                        del parent[0]
+        except ExtractionError:
+            raise
         except etree.XMLSyntaxError as e:
-            raise ExtractionError(f"corrupt DOCX: {e}") from None
-        except zipfile.BadZipFile as e:  # a lying directory: more bytes than declared
-            raise ExtractionError(f"corrupt DOCX: {e}") from None
+            raise ExtractionError(f"corrupt {what}: {name}: {e}") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as e:
+            raise ExtractionError(f"corrupt {what}: {name}: {type(e).__name__}: {e}") from None
+    return z
+
+
+def _docx_paragraph(p) -> str:
+    parts = []
+    for el in p.iter(_W + "t", _W + "tab", _W + "br", _W + "cr"):
+        if el.tag == _W + "t":
+            parts.append(el.text or "")
+        elif el.tag == _W + "tab":
+            parts.append("\t")
+        else:
+            parts.append("\n")
+    return "".join(parts)
 
 
 def _docx(data: bytes, limits: Limits) -> list[Segment]:
-    import zipfile
+    """The main document's text, streamed: paragraphs in order, a table as one line per row with
+    its cells joined by " | ". Each paragraph or table is dropped from memory once read, so a
+    document of any length costs the memory of its largest table, not of its whole tree (no
+    python-docx object model: it parsed every part and built a proxy per paragraph)."""
+    from lxml import etree
 
-    from docx import Document
+    z = check_office_zip(data, limits, "DOCX")
+    if "word/document.xml" not in z.namelist():
+        raise ExtractionError("corrupt DOCX: no word/document.xml")
+    lines: list[str] = []
+    chars, in_table = 0, 0
+    with z.open("word/document.xml") as f:
+        try:
+            for ev, el in etree.iterparse(f, events=("start", "end"), resolve_entities=False, no_network=True,
+                                          huge_tree=False, load_dtd=False):
+                if el.tag == _W + "tbl":
+                    in_table += 1 if ev == "start" else -1
+                if ev == "start" or el.tag not in (_W + "p", _W + "tbl") or in_table:
+                    continue
+                if el.tag == _W + "p":
+                    lines.append(_docx_paragraph(el))
+                else:  # a top-level table (nested ones are inside its cells)
+                    for tr in el.iter(_W + "tr"):
+                        cells = ["\n".join(_docx_paragraph(p) for p in tc.iterchildren(_W + "p")).strip()
+                                 for tc in tr.iterchildren(_W + "tc")]
+                        lines.append(" | ".join(cells))
+                chars += len(lines[-1]) + 1
+                if chars > limits.max_chars:
+                    raise ExtractionError(f"more than {limits.max_chars:,} characters of text: over the limit")
+                el.clear()
+                parent = el.getparent()
+                while parent is not None and el.getprevious() is not None:
+                    del parent[0]
+        except etree.XMLSyntaxError as e:
+            raise ExtractionError(f"corrupt DOCX: {e}") from None
+    return [Segment("\n".join(lines))]
 
-    _check_docx_expansion(data, limits)
-    try:
-        doc = Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise ExtractionError(f"corrupt DOCX: {type(e).__name__}: {e}") from None
-    parts = [p.text for p in doc.paragraphs]
-    for table in doc.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text.strip() for cell in row.cells))
-    return [Segment("\n".join(parts))]
 
-
-def _html(data: bytes) -> list[Segment]:
+def _html(data: bytes, limits: Limits | None = None) -> list[Segment]:
     import warnings
+
+    limits = limits or Limits()
+    tags = data.count(b"<")  # an upper bound of the elements, before any tree is built
+    if tags > limits.max_html_elements:
+        raise ExtractionError(f"HTML with up to {tags:,} tags, over the limit of {limits.max_html_elements:,}: refused")
 
     from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 
@@ -273,7 +356,7 @@ def extract_text(data: bytes, file_type: str, limits: Limits | None = None, *, t
     elif kind == "docx":
         segments = _docx(data, limits)
     elif kind == "html":
-        segments = _html(data)
+        segments = _html(data, limits)
     elif kind == "json":
         segments = _json(data)
     elif kind == "csv":

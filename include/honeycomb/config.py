@@ -372,6 +372,66 @@ def parse_comb(raw: dict[str, Any], source: str = "<dict>", env: dict | None = N
 
 MAX_COMB_FILE_BYTES = 256 * 1024
 MAX_YAML_NODES = 50_000  # after alias expansion: a real comb has a few hundred
+MAX_YAML_DEPTH = 64  # a real comb nests about 6 deep; libyaml's composer recurses (deep input crashes it)
+
+
+def read_bounded(path: Path, max_bytes: int = MAX_COMB_FILE_BYTES) -> str:
+    """A definition file's text, read safely whatever sits at the path: the file is opened without
+    blocking (a FIFO answers at once instead of hanging the DAG processor), must be a regular file
+    (a symlink to one is fine; a loop, a device, a directory are refused), and its size is checked
+    before anything is read (a sparse 512 MB file costs nothing); at most `max_bytes` are read."""
+    import errno
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        why = "a symlink loop" if e.errno == errno.ELOOP else (e.strerror or type(e).__name__)
+        raise CombConfigError(f"{path}: cannot open the comb definition: {why}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise CombConfigError(f"{path}: {kind}, not a regular file: refused")
+        if st.st_size > max_bytes:
+            raise CombConfigError(f"{path}: the file is {st.st_size:,} bytes, larger than {max_bytes // 1024} KB: "
+                                  "refused unread")
+        chunks, total = [], 0
+        while total <= max_bytes:  # a file growing while it is read stops at the bound too
+            chunk = os.read(fd, min(65536, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise CombConfigError(f"{path}: the file is larger than {max_bytes // 1024} KB")
+    try:
+        return data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as e:
+        raise CombConfigError(f"{path}: cannot read comb definition: not UTF-8 ({e.reason} at byte {e.start})") from None
+
+
+def _check_depth(text: str, source: str, max_depth: int) -> None:
+    """Nesting depth from libyaml's event stream (an iterative parser: safe on any input) before
+    anything recursive (the composer, the constructor) sees the document."""
+    depth = 0
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        while loader.check_event():
+            ev = loader.get_event()
+            if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > max_depth:
+                    raise CombConfigError(f"{source}: the YAML nests deeper than {max_depth} levels: refused")
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def _expanded_size(root, limit: int) -> int:
@@ -399,11 +459,19 @@ def _expanded_size(root, limit: int) -> int:
 
 
 def load_yaml_bounded(text: str, source: str, max_bytes: int = MAX_COMB_FILE_BYTES,
-                      max_nodes: int = MAX_YAML_NODES) -> Any:
-    """Safe YAML with bounds: the text's size, and the size once aliases are expanded (a 1 KB
-    "billion laughs" alias bomb is refused before anything is built from it)."""
+                      max_nodes: int = MAX_YAML_NODES, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """Safe YAML with bounds: the text's size, its nesting depth (checked on the event stream:
+    30,000 nested `[` would overflow the C stack of libyaml's recursive composer and take the
+    whole DAG processor down), and the size once aliases are expanded (a 1 KB "billion laughs"
+    alias bomb is refused before anything is built from it)."""
     if len(text.encode("utf-8", "replace")) > max_bytes:
         raise CombConfigError(f"{source}: the file is larger than {max_bytes // 1024} KB")
+    try:
+        _check_depth(text, source, max_depth)
+    except CombConfigError:
+        raise
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        raise CombConfigError(f"{source}: not valid YAML: {str(e)[:500]}") from None
     # libyaml's parser when the wheel has it (it does on every platform we ship): DAG files
     # parse every comb file, and the C parser is several times faster than the pure-Python one
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
@@ -426,8 +494,8 @@ def load_yaml_bounded(text: str, source: str, max_bytes: int = MAX_COMB_FILE_BYT
 
 def load_comb_file(path: Path, env: dict | None = None) -> CombDefinition:
     try:
-        raw = load_yaml_bounded(path.read_text(encoding="utf-8", errors="strict"), str(path))
-    except (OSError, UnicodeDecodeError) as e:
+        raw = load_yaml_bounded(read_bounded(path), str(path))
+    except OSError as e:
         raise CombConfigError(f"{path}: cannot read comb definition: {e}") from None
     comb = parse_comb(raw, str(path), env)
     if comb.name != path.stem:
@@ -442,7 +510,7 @@ def comb_files(directory: Path | None = None) -> list[Path]:
 
 def load_raw(path: Path) -> dict[str, Any]:
     """The definition as written (placeholders unresolved): what is stored in honey_combs."""
-    return load_yaml_bounded(path.read_text(), str(path))
+    return load_yaml_bounded(read_bounded(path), str(path))
 
 
 def invalid_dag_id(path: Path) -> str:

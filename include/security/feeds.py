@@ -82,14 +82,12 @@ def feeds_dir() -> Path:
 def load_feeds() -> tuple[list[FeedConfig], list[str]]:
     """(valid feeds, errors naming each invalid file): one bad file never hides the others. YAML is
     read with the comb files' bounds (size, alias expansion); ${VAR:-default} resolves in `url`."""
-    from include.honeycomb.config import load_yaml_bounded, resolve_env_placeholders
+    from include.honeycomb.config import load_yaml_bounded, read_bounded, resolve_env_placeholders
 
     feeds, errors, names = [], [], set()
     for p in sorted(feeds_dir().glob("*.yaml")):
         try:
-            if p.stat().st_size > 256 * 1024:
-                raise ValueError("file larger than 256 KB")
-            raw = load_yaml_bounded(p.read_text(encoding="utf-8", errors="replace"), p.name)
+            raw = load_yaml_bounded(read_bounded(p), p.name)
             if not isinstance(raw, dict):
                 raise ValueError("expected a mapping")
             if isinstance(raw.get("url"), str):
