@@ -80,10 +80,15 @@ def failure_streak(conn, comb_name: str, limit: int) -> int:
 def comb_note(result: dict) -> str:
     """A comb run's outcome in one line: the DAG run's note."""
     w = result.get("window") or {}
-    return (f"{result.get('records_processed', 0)} rows delivered ({result.get('records_scrubbed', 0)} scrubbed, "
+    note = (f"{result.get('records_processed', 0)} rows delivered ({result.get('records_scrubbed', 0)} scrubbed, "
             f"{result.get('records_rejected', 0)} rejected, {result.get('records_skipped', 0)} already delivered); "
             f"window {w.get('start') or '(whole source)'} -> {w.get('end')}; output {result.get('uri')}; "
             f"honey jar '{result.get('jar_name')}'")
+    late = ((result.get("null_cursor") or {}).get("filled_in_past") or {})
+    if late.get("rows"):
+        note += (f"; {late['rows']} row(s) that had a NULL cursor got a value in an earlier window "
+                 f"({late.get('values_from')} .. {late.get('values_to')}): delivered in {late.get('uri')}")
+    return note
 
 
 def job_note(counts: dict) -> str:

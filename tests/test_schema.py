@@ -29,7 +29,7 @@ def test_migrations_apply_once_and_rerun_safely(scratch_db):
                      "0007_comb_checkpoints", "0008_comb_templates",
                      "0009_comb_files_mtime", "0010_comb_attempts", "0011_comb_leases", "0012_job_runs",
                      "0013_security_analytics", "0014_lifecycle", "0015_document_chunks", "0016_ml_models",
-                     "0017_data_classification"]
+                     "0017_data_classification", "0018_comb_output_windows"]
     assert migrate(scratch_db) == []
     with psycopg.connect(scratch_db) as c:
         tables = {r[0] for r in c.execute(

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from include import storage
 from include.honeycomb.config import CombDefinition
 from include.honeycomb.sources.database import SCRUBBED_FLAG, Credentials
-from include.honeycomb.windows import OutputLocation, RunWindow, parse_interval_from_key
+from include.honeycomb.windows import OutputLocation, RunWindow
 
 log = logging.getLogger(__name__)
 _SEP = "\x1f"
@@ -47,36 +47,69 @@ def _row_keys(table_or_batch, pk: list[str], inc: str) -> pa.Array:
     return pc.binary_join_element_wise(*cols, _SEP)
 
 
-def neighbor_outputs(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> list[str]:
-    """Keys of other intervals' outputs whose read ranges overlap this window's read range."""
+def _pk_keys(table_or_batch, pk: list[str]) -> pa.Array:
+    """The primary key alone, as one string per row (the key of a row whatever its cursor)."""
+    cols = [pc.cast(table_or_batch.column(c), pa.string()) for c in pk]
+    return cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, _SEP)
+
+
+@contextmanager
+def _app_conn(conn=None, dsn: str | None = None):
+    """The caller's connection (the delivery lock's), or one of our own (benchmarks, tests)."""
+    if conn is not None:
+        yield conn
+        return
+    import psycopg
+
+    from include.settings import get_settings
+
+    with psycopg.connect(dsn or get_settings().app_dsn, autocommit=True) as c:
+        yield c
+
+
+def neighbor_outputs(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow",
+                     conn=None) -> list[str]:
+    """Keys of other outputs whose windows overlap this window's read range (widened by the
+    lookback on both sides: an output's rows reach back a lookback before its start), found in the
+    register of published windows whatever their length or month (include/honeycomb/outputs.py)."""
+    from include.honeycomb import outputs
+
     loc = OutputLocation.for_comb(comb, execution_type)
     lookback = comb.configuration.extraction.lookback
-    lo, hi = window.start - lookback, window.end + lookback
-    own = loc.final_key(window)
-    keys = []
-    for prefix in loc.months_between(lo - timedelta(days=31), hi):
-        for obj in storage.list_keys(loc.bucket, prefix):
-            iv = parse_interval_from_key(obj["Key"])
-            if obj["Key"] != own and iv and iv[0] < hi and iv[1] > lo:
-                keys.append(obj["Key"])
-    return keys
+    with _app_conn(conn) as c:
+        return outputs.overlapping(c, loc, window.start - lookback, window.end + lookback, loc.final_key(window))
 
 
-def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow") -> pa.Array | None:
-    """(primary key, incremental value) of rows that other intervals already delivered and that
+def _read_columns(bucket: str, key: str, columns: list[str]) -> pa.Table | None:
+    """Some columns of an output object; None when it does not exist (registered, never published)."""
+    c = storage.s3_client()
+    try:
+        body = c.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except c.exceptions.NoSuchKey:
+        return None
+    return pq.read_table(io.BytesIO(body), columns=columns)
+
+
+def _keys_in_range(t: pa.Table, ex, lo, hi) -> pa.Array | None:
+    inc = _utc_cursor(t.column(ex.incremental_column))
+    utc = pa.timestamp("us", tz="UTC")
+    t = t.filter(pc.and_(pc.greater_equal(inc, pa.scalar(lo, utc)), pc.less(inc, pa.scalar(hi, utc))))
+    return _row_keys(t, ex.primary_key, ex.incremental_column) if t.num_rows else None
+
+
+def delivered_keys(comb: CombDefinition, window: RunWindow, execution_type: str = "continuous_flow",
+                   conn=None) -> pa.Array | None:
+    """(primary key, incremental value) of rows that other outputs already delivered and that
     this window will read again (its lookback): the rows to drop so nothing is delivered twice."""
     ex = comb.configuration.extraction
     loc = OutputLocation.for_comb(comb, execution_type)
     read_from = window.read_from(ex.lookback)
     parts = []
-    for key in neighbor_outputs(comb, window, execution_type):
-        body = storage.s3_client().get_object(Bucket=loc.bucket, Key=key)["Body"].read()
-        t = pq.read_table(io.BytesIO(body), columns=[*ex.primary_key, ex.incremental_column])
-        inc = _utc_cursor(t.column(ex.incremental_column))
-        utc = pa.timestamp("us", tz="UTC")
-        t = t.filter(pc.and_(pc.greater_equal(inc, pa.scalar(read_from, utc)), pc.less(inc, pa.scalar(window.end, utc))))
-        if t.num_rows:
-            parts.append(_row_keys(t, ex.primary_key, ex.incremental_column))
+    for key in neighbor_outputs(comb, window, execution_type, conn):
+        t = _read_columns(loc.bucket, key, [*ex.primary_key, ex.incremental_column])
+        keys = _keys_in_range(t, ex, read_from, window.end) if t is not None else None
+        if keys is not None:
+            parts.append(keys)
     if not parts:
         return None
     return pa.chunked_array(parts).combine_chunks().unique()
@@ -130,7 +163,8 @@ PROGRESS_EVERY = 15.0  # seconds between progress lines of a long extraction
 def extract_to_file(
     comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None, path,
     execution_type: str = "continuous_flow", token_vault=None, null_cursor: bool = False,
-    hash_key_version: str | None = None,
+    hash_key_version: str | None = None, conn=None, keep_keys: pa.Array | None = None,
+    collect_keys: bool = False,
 ) -> dict:
     """Stream the window (or, with `null_cursor`, the rows whose incremental column is NULL) into
     a Parquet file (a path or a writable file-like object). Returns counts and the schema.
@@ -139,8 +173,10 @@ def extract_to_file(
     on the Arrow batches); `hash_key_version` goes into the file's metadata."""
     ex = comb.configuration.extraction
     out = comb.configuration.output
-    skip = delivered_keys(comb, window, execution_type) if window.mode == "incremental" and not null_cursor else None
+    skip = (delivered_keys(comb, window, execution_type, conn)
+            if window.mode == "incremental" and not null_cursor and keep_keys is None else None)
     rows = scrubbed = duplicates = 0
+    written_keys: list[pa.Array] = []
     from include.honeycomb.config import PUSHDOWN_ACTIONS
 
     if comb.subtype == "postgresql":
@@ -185,6 +221,9 @@ def extract_to_file(
                     [c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, out_schema, strict=True)],
                     schema=out_schema)
                 flags = batch.column(flag_idx)
+                if keep_keys is not None:  # only these rows (by primary key, scrubbed as in the outputs)
+                    keep = pc.is_in(_pk_keys(outb, ex.primary_key), value_set=keep_keys)
+                    outb, flags = outb.filter(keep), pc.filter(flags, keep)
                 if skip is not None:  # keys of the scrubbed rows: pseudonymised keys match the outputs'
                     seen = pc.is_in(_row_keys(outb, ex.primary_key, ex.incremental_column), value_set=skip)
                     n_seen = pc.sum(seen).as_py() or 0
@@ -196,8 +235,11 @@ def extract_to_file(
                     continue
                 scrubbed += pc.sum(pc.cast(flags, pa.int64())).as_py() or 0
                 rows += outb.num_rows
+                if collect_keys:
+                    written_keys.append(_pk_keys(outb, ex.primary_key))
                 writer.write_batch(outb)
-    return {
+    extra = {"row_keys": pa.chunked_array(written_keys, pa.string()).combine_chunks()} if collect_keys else {}
+    return {**extra,
         "records_processed": rows,
         "records_scrubbed": scrubbed,
         "duplicates_skipped": duplicates,
@@ -231,7 +273,7 @@ def delivery_lock(comb: CombDefinition, execution_type: str = "continuous_flow",
             t0 = time.monotonic()
             conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
             log.info("comb %s: delivery lock acquired after %.1fs", comb.name, time.monotonic() - t0)
-        yield
+        yield conn
     finally:
         conn.close()  # releases the lock
 
@@ -247,24 +289,33 @@ def extract_and_publish(
     the object is replaced only when the upload completes, so a failed or killed run leaves the
     previous output as it was, and no staging copy is needed."""
     loc = OutputLocation.for_comb(comb, execution_type)
-    with delivery_lock(comb, execution_type, dsn):
+    with delivery_lock(comb, execution_type, dsn) as conn:
+        key = loc.final_key(window)
+        if window.mode == "incremental":  # registered before the upload: a killed one leaves no unknown object
+            from include.honeycomb import outputs
+
+            outputs.register(conn, loc, key, window.start, window.end)
         published = _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version,
-                                 loc.final_key(window), null_cursor=False)
+                                 key, null_cursor=False, conn=conn)
         if window.mode == "incremental":
             published["null_cursor"] = _null_cursor_rows(comb, window, creds, salt, execution_type, token_vault,
-                                                         hash_key_version)
+                                                         hash_key_version, conn)
         return published
 
 
 def _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version, key: str,
-                 null_cursor: bool) -> dict:
+                 null_cursor: bool, conn=None, before_publish=None) -> dict:
+    """Stream the window into `key`. `before_publish(result)` runs once the rows are written and
+    before the object replaces the previous one (a failure there leaves the previous one)."""
     loc = OutputLocation.for_comb(comb, execution_type)
     # Uploads to this key left by an earlier, killed attempt (nobody else writes it while we
     # hold the delivery lock).
     storage.abort_uploads(loc.bucket, key, exact=True)
     with storage.atomic_upload(loc.bucket, key, {"data-classification": comb.classification}) as sink:
         result = extract_to_file(comb, window, creds, salt, sink, execution_type, token_vault, null_cursor,
-                                 hash_key_version)
+                                 hash_key_version, conn=conn, collect_keys=before_publish is not None)
+        if before_publish is not None:
+            result.update(before_publish(result.pop("row_keys")) or {})
     log.info("comb %s window %s: %d rows (%d scrubbed, %d already delivered) -> s3://%s/%s", comb.name,
              window.tag, result["records_processed"], result["records_scrubbed"], result["duplicates_skipped"],
              loc.bucket, key)
@@ -272,14 +323,21 @@ def _write_final(comb, window, creds, salt, execution_type, token_vault, hash_ke
             **result, "sha256": sink.sha256.hexdigest(), "bytes": sink.size}
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # the start of "every window before this one"
+
+
 def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
-                      execution_type: str, token_vault, hash_key_version: str | None = None) -> dict:
+                      execution_type: str, token_vault, hash_key_version: str | None = None, conn=None) -> dict:
     """Rows whose incremental column is NULL belong to no window. Policy `deliver` (default):
     every incremental run rewrites the comb's null-cursor object with the rows that are NULL now
     (each such row is there exactly once, in its current version, until it gets a cursor value
-    and is delivered by that value's window). Policy `fail`: the run fails while any exists."""
+    and is delivered by that value's window). A row that leaves the null set with a value in a
+    window already behind this run's read range would be in no output: it is delivered here, in
+    a `filled_in_past` object (`_deliver_filled_in_past`). Policy `fail`: the run fails while
+    any NULL exists."""
     policy = comb.configuration.extraction.null_cursor
-    inc = comb.configuration.extraction.incremental_column
+    ex = comb.configuration.extraction
+    inc = ex.incremental_column
     loc = OutputLocation.for_comb(comb, execution_type)
     if policy == "fail":  # counted (streamed to nowhere), not kept
         n = extract_to_file(comb, window, creds, salt, os.devnull, execution_type, token_vault, True)["records_processed"]
@@ -289,12 +347,116 @@ def _null_cursor_rows(comb: CombDefinition, window: RunWindow, creds: Credential
             raise SourceError(f"comb '{comb.name}': {n} row(s) have a NULL incremental column '{inc}' "
                               "(null_cursor: fail)", permanent=True)
         return {"rows": 0, "policy": policy}
+    previous = _read_columns(loc.bucket, loc.null_cursor_key(), ex.primary_key)
+
+    def filled(now_null: pa.Array) -> dict:
+        # runs before the new null-cursor object replaces the old one: a failure here leaves the
+        # old one, and the next run finds the same rows again
+        left = None
+        if previous is not None and previous.num_rows:
+            before = _pk_keys(previous, ex.primary_key)
+            left = pc.filter(before, pc.invert(pc.is_in(before, value_set=now_null))).unique()
+        if left is None or not len(left):
+            # a retry of a run that delivered such rows already (and then rewrote the null set)
+            prior = _describe_filled(comb, window, loc, conn)
+            return {"filled_in_past": prior} if prior else {}
+        return {"filled_in_past": _deliver_filled_in_past(comb, window, creds, salt, execution_type, token_vault,
+                                                           hash_key_version, left, conn)}
+
     ref = _write_final(comb, window, creds, salt, execution_type, token_vault, hash_key_version,
-                       loc.null_cursor_key(), null_cursor=True)
+                       loc.null_cursor_key(), null_cursor=True, conn=conn, before_publish=filled)
     if ref["records_processed"]:
         log.warning("comb %s: %d row(s) have a NULL %s: delivered in %s", comb.name, ref["records_processed"], inc,
                     ref["uri"])
     return {**ref, "rows": ref["records_processed"], "policy": policy}
+
+
+def _filled_key(loc: OutputLocation, window: RunWindow) -> str:
+    # (not named like a window: `parse_interval_from_key` never mistakes it for one)
+    return f"{loc.prefix}/filled_in_past/{loc.comb}__filled_in_past__{window.tag}__late.parquet"
+
+
+def _describe_filled(comb: CombDefinition, window: RunWindow, loc: OutputLocation, conn) -> dict | None:
+    """The filled-in-past object an earlier attempt of this window published, if any."""
+    key = _filled_key(loc, window)
+    row = conn.execute("SELECT window_start, window_end FROM honey_comb_output_windows WHERE bucket = %s AND key = %s",
+                       (loc.bucket, key)).fetchone()
+    if not row:
+        return None
+    c = storage.s3_client()
+    try:
+        body = c.get_object(Bucket=loc.bucket, Key=key)["Body"].read()
+    except c.exceptions.NoSuchKey:
+        return None
+    meta = pq.ParquetFile(io.BytesIO(body))
+    lo, hi = (row[0], row[1]) if isinstance(row, tuple) else (row["window_start"], row["window_end"])
+    n = meta.metadata.num_rows
+    import hashlib
+
+    return {"left_null": 0, "rows": n, "bucket": loc.bucket, "key": key, "uri": storage.uri(loc.bucket, key),
+            "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
+            "values_from": lo.isoformat(), "values_to": hi.isoformat(), "windows": [], "records_processed": n,
+            "records_scrubbed": 0, "columns": [{"name": f.name, "type": str(f.type)} for f in meta.schema_arrow],
+            "window": {"mode": "incremental", "start": lo.isoformat(), "end": hi.isoformat(), "tag": "filled_in_past"},
+            "replayed": True}
+
+
+def _deliver_filled_in_past(comb: CombDefinition, window: RunWindow, creds: Credentials, salt: str | None,
+                            execution_type: str, token_vault, hash_key_version: str | None, left: pa.Array,
+                            conn) -> dict:
+    """Rows that left the null set since the last run. Those whose value lies in this run's read
+    range are in its output; later ones will be in a later window's. Those before it are read
+    here (one pass over the source's rows before this run's range, keeping only these keys),
+    less any an output already holds (a window cut after the row got its value), and delivered
+    in one object registered with the span of their values, so a later re-cut of those windows
+    sees them as delivered. Returns counts and the windows they fall in (for the run's note)."""
+    from include.honeycomb import outputs
+
+    ex = comb.configuration.extraction
+    loc = OutputLocation.for_comb(comb, execution_type)
+    read_from = window.read_from(ex.lookback)
+    out = {"left_null": len(left), "rows": 0, "windows": []}
+    if read_from <= EARLIEST:
+        return out
+    before = RunWindow("incremental", EARLIEST + ex.lookback, read_from)  # reads [EARLIEST, read_from)
+    buf = io.BytesIO()
+    res = extract_to_file(comb, before, creds, salt, buf, execution_type, token_vault, False, hash_key_version,
+                          conn=conn, keep_keys=left)
+    table = pq.read_table(io.BytesIO(buf.getvalue()))
+    if not table.num_rows:
+        return out
+    values = _utc_cursor(table.column(ex.incremental_column))
+    held = outputs.containing(conn, loc, [v for v in values.to_pylist() if v is not None])
+    seen = []
+    for key, _, _ in held:
+        t = _read_columns(loc.bucket, key, [*ex.primary_key, ex.incremental_column])
+        if t is not None:
+            seen.append(_row_keys(t, ex.primary_key, ex.incremental_column))
+    if seen:
+        dup = pc.is_in(_row_keys(table, ex.primary_key, ex.incremental_column),
+                       value_set=pa.chunked_array(seen).combine_chunks())
+        table = table.filter(pc.invert(dup))
+    if not table.num_rows:
+        return out
+    values = _utc_cursor(table.column(ex.incremental_column))
+    lo, hi = pc.min(values).as_py(), pc.max(values).as_py() + timedelta(microseconds=1)
+    key = _filled_key(loc, window)
+    outputs.register(conn, loc, key, lo, hi, kind="filled_in_past")
+    storage.abort_uploads(loc.bucket, key, exact=True)
+    with storage.atomic_upload(loc.bucket, key, {"data-classification": comb.classification}) as sink:
+        pq.write_table(table, sink, compression=None if comb.configuration.output.compression == "none"
+                       else comb.configuration.output.compression)
+    windows = sorted({(s.isoformat(), e.isoformat()) for _, s, e in held
+                      if any(s <= v < e for v in values.to_pylist())})
+    log.warning("comb %s: %d row(s) got a %s value in an earlier window since the last run (%s .. %s): delivered "
+                "in s3://%s/%s", comb.name, table.num_rows, ex.incremental_column, lo.isoformat(), hi.isoformat(),
+                loc.bucket, key)
+    return {**out, "rows": table.num_rows, "bucket": loc.bucket, "key": key, "uri": storage.uri(loc.bucket, key),
+            "sha256": sink.sha256.hexdigest(), "bytes": sink.size,
+            "values_from": lo.isoformat(), "values_to": hi.isoformat(), "windows": [list(w) for w in windows][:50],
+            "records_processed": table.num_rows, "records_scrubbed": min(res["records_scrubbed"], table.num_rows),
+            "columns": res["columns"], "window": {"mode": "incremental", "start": lo.isoformat(), "end": hi.isoformat(),
+                                                  "tag": "filled_in_past"}}
 
 
 def publish(comb: CombDefinition, window: RunWindow, staged: dict, execution_type: str = "continuous_flow",

@@ -111,6 +111,9 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
         nc = output.get("null_cursor")
         if nc and nc.get("uri"):  # the comb's rows without a cursor value: one document, rewritten
             catalog.load_output_into_jar(conn, run["jar_id"], comb, nc, run["execution_id"])
+        late = (nc or {}).get("filled_in_past") or {}
+        if late.get("uri"):  # rows that got a value in an earlier window since the last run
+            catalog.load_output_into_jar(conn, run["jar_id"], comb, late, run["execution_id"])
         catalog.complete_execution(conn, run["execution_id"], output, doc_id)
         checkpoint = None
         if output.get("replay"):
