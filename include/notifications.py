@@ -65,10 +65,12 @@ def short_error(exc: BaseException | str | None) -> str:
 
 
 def failure_streak(conn, comb_name: str, limit: int) -> int:
-    """How many of the comb's latest runs failed in a row (up to `limit`)."""
+    """How many of the comb's latest runs failed in a row (up to `limit`). Runs refused for the
+    caller's parameters (a typo in a trigger's conf) are left out: they say nothing of the source."""
     rows = conn.execute(
         """SELECT e.status FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
-            WHERE c.name = %s ORDER BY e.started_at DESC LIMIT %s""", (comb_name, limit)).fetchall()
+            WHERE c.name = %s AND coalesce(e.metadata->>'cause', '') <> 'run_parameters'
+            ORDER BY e.started_at DESC LIMIT %s""", (comb_name, limit)).fetchall()
     n = 0
     for r in rows:
         if r["status"] != "failed":

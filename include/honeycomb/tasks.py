@@ -61,8 +61,10 @@ def begin(
     except (WindowError, RunParamsError) as e:
         # Audited as a failed execution (no jar, nothing extracted), then the run fails.
         with connect(dsn) as conn:
+            # the caller's mistake, not the source's: it never counts toward the comb's auto-pause
             ex_id = catalog.start_execution(conn, comb_id, comb.execution_type, None, run_key,
-                                            {"dag_id": dag_id, "run_id": run_key, "params": params})
+                                            {"dag_id": dag_id, "run_id": run_key, "params": params,
+                                             "cause": "run_parameters"})
             catalog.start_attempt(conn, ex_id, "begin", try_number)
             catalog.end_attempt(conn, ex_id, "begin", try_number, f"bad run parameters: {e}")
             catalog.record_failure(conn, ex_id, "begin", f"bad run parameters: {e}", try_number)
@@ -147,14 +149,22 @@ def load(comb: CombDefinition, run: dict, output: dict, dsn: str | None = None) 
     }
 
 
-def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = None) -> str | None:
+def finalize_failed(comb: CombDefinition, run: dict | None, dsn: str | None = None,
+                    run_key: str | None = None) -> str | None:
     """After a failed step: the staging object, its manifest and any incomplete upload are
     removed, attempts left 'running' are marked killed, and the audit row says failed with the
-    failing step and its error (returned). Published outputs of earlier runs are untouched."""
+    failing step and its error (returned). Published outputs of earlier runs are untouched.
+    When `begin` itself failed (no run), the error it audited for `run_key` (bad parameters)."""
     from include.honeycomb.pipeline import discard_staging
 
     if not run:
-        return None
+        if not run_key:
+            return None
+        with connect(dsn) as conn:
+            row = conn.execute(
+                """SELECT e.error_message FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
+                    WHERE c.name = %s AND e.run_key = %s""", (comb.name, run_key)).fetchone()
+        return row["error_message"] if row else None
     discard_staging(comb, RunWindow.from_dict(run["window"]), run["execution_type"], run.get("output_suffix", ""))
     with connect(dsn) as conn:
         if not comb.window_driven:

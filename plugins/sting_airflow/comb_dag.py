@@ -168,7 +168,7 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
             from sting_airflow.notify import guard_failing_comb, set_run_note
 
             dsn = app_dsn()
-            message = finalize_failed(load_comb(comb.name), run, dsn=dsn)
+            message = finalize_failed(load_comb(comb.name), run, dsn=dsn, run_key=context["run_id"])
             set_run_note(context, f"failed: {message or 'see the failed step'}")
             guard_failing_comb(context, comb.name, comb.pause_after_failures, dsn)
             raise AirflowFailException(f"honey comb '{comb.name}' run failed: {message or 'see the failed step'}")
