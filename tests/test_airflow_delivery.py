@@ -193,14 +193,30 @@ def test_one_logical_date_names_one_window_on_every_trigger_path(airflow, H):
 
 
 def test_unknown_conf_key_is_rejected(airflow):
+    """Over REST the API server refuses it before a run exists (tests/test_conf_guard.py); a path
+    that bypasses the API (`airflow dags test`) gets a run that fails in `begin`, naming the key,
+    and that run's note says so."""
+    import json
+    import random
+
     airflow.wait_for_dag(DAG)
-    run = airflow.trigger(DAG, conf={"windw_start": "2026-02-14T07:00:00Z"})
-    done = airflow.wait_run(DAG, run["dag_run_id"])
-    assert done["state"] == "failed"
+    with pytest.raises(RuntimeError, match="-> 400"):
+        airflow.trigger(DAG, conf={"windw_start": "2026-02-14T07:00:00Z"})
+    x = utc(2026, 9, 3, 5) + timedelta(minutes=random.randrange(0, 6000), seconds=random.randrange(60))
+    p = subprocess.run([str(VENV_BIN / "airflow"), "dags", "test", DAG, x.isoformat(), "-c",
+                        json.dumps({"windw_start": "2026-02-14T07:00:00Z"})],
+                       env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
     with connect() as conn:
-        ex = conn.execute("SELECT status, error_message FROM honey_comb_executions WHERE run_key = %s",
-                          (run["dag_run_id"],)).fetchone()
+        ex = conn.execute(
+            """SELECT e.status, e.error_message, e.metadata FROM honey_comb_executions e
+                 JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_customers' AND e.error_message LIKE %s
+                ORDER BY e.started_at DESC LIMIT 1""", ("%windw_start%",)).fetchone()
     assert ex["status"] == "failed" and "unknown conf key(s) 'windw_start'" in ex["error_message"]
+    assert ex["metadata"]["cause"] == "run_parameters"
+    notes = [r.get("note") or "" for r in airflow.runs_between(DAG, x.isoformat(), x.isoformat())]
+    assert any("windw_start" in n for n in notes), notes
 
 
 def test_checkpointed_comb_backfill_at_default_concurrency_all_succeed(airflow, H):

@@ -1,7 +1,7 @@
 """The security-analytics jobs through Airflow (scheduler, REST API, CLI backfills at the default
 concurrency): events flow in from the queue, hourly runs backfilled concurrently give the same
 rollup as a full recompute, a past day's report is regenerated identically, the trigger form
-refuses unknown keys."""
+refuses unknown keys before a run exists."""
 
 from __future__ import annotations
 
@@ -53,11 +53,12 @@ def test_events_flow_in_through_the_dag_with_rejects_and_duplicates_counted(api,
     assert row["status"] == "success" and row["counts"]["consume_queue"]["stored"] == 30
 
 
-def test_unknown_trigger_parameters_fail_the_run(api):
-    run = api.trigger("hourly_aggregation", conf={"partitions_ahaed": 2},
-                      logical_date=(datetime.now(UTC) - timedelta(days=40, minutes=7)).replace(second=0,
-                                                                                     microsecond=0).isoformat())
-    assert api.wait_run("hourly_aggregation", run["dag_run_id"])["state"] == "failed"
+def test_unknown_trigger_parameters_are_refused_before_a_run_exists(api):
+    day = (datetime.now(UTC) - timedelta(days=40, minutes=7)).replace(second=0, microsecond=0)
+    with pytest.raises(RuntimeError) as e:
+        api.trigger("hourly_aggregation", conf={"partitions_ahaed": 2}, logical_date=day.isoformat())
+    assert "-> 400" in str(e.value) and "did you mean 'partitions_ahead'" in str(e.value), str(e.value)
+    assert api.runs_between("hourly_aggregation", day.isoformat(), day.isoformat()) == []
 
 
 def _rollup_equals_recompute(clients, jar) -> tuple[set, set]:
