@@ -69,7 +69,7 @@ def failure_streak(conn, comb_name: str, limit: int) -> int:
     caller's parameters (a typo in a trigger's conf) are left out: they say nothing of the source."""
     rows = conn.execute(
         """SELECT e.status FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
-            WHERE c.name = %s AND coalesce(e.metadata->>'cause', '') <> 'run_parameters'
+            WHERE c.name = %s AND coalesce(e.metadata->>'cause', '') NOT IN ('run_parameters', 'run_deleted', 'run_ended')
             ORDER BY e.started_at DESC LIMIT %s""", (comb_name, limit)).fetchall()
     n = 0
     for r in rows:

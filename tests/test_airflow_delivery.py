@@ -264,3 +264,59 @@ def test_checkpointed_comb_backfill_at_default_concurrency_all_succeed(airflow, 
             sessions += [s for s, m in zip(t.column("session_id").to_pylist(), t.column("marker").to_pylist(),
                                            strict=True) if m == marker]
     assert sorted(sessions) == sorted(f"{marker}-{f}-{i}" for f in range(3) for i in range(10))
+
+
+def test_dags_test_beside_a_backfill_of_the_same_date_leaves_a_consistent_audit(airflow):
+    """`airflow dags test DAG X` deletes the DAG run that holds logical date X (Airflow's own
+    behaviour) while a backfill runs it: the deleted run's execution must not stay `running`
+    forever. The next comb run's `begin` closes it (failed, cause run_deleted, not counted toward
+    auto-pause); the data is exactly once."""
+    import random
+
+    airflow.wait_for_dag(DAG)
+    airflow.unpause(DAG)
+    for _ in range(50):  # a day no run of the DAG has touched (the metadata database outlives a session)
+        day = utc(2026, 3, 1) + timedelta(days=random.randrange(0, 150))
+        H = [day + timedelta(hours=h) for h in range(14, 18)]
+        if not airflow.runs_between(DAG, H[0].isoformat(), H[3].isoformat()):
+            break
+    base = BASE + 800_000 + random.randrange(10_000) * 40
+    with _source() as c:
+        for i in range(30):
+            _upsert(c, base + i, H[0] + timedelta(minutes=6 * i), "dt")
+    bf = subprocess.Popen([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG, "--from-date",
+                           H[1].isoformat(), "--to-date", H[3].isoformat()], env=os.environ.copy(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4)
+    _airflow_cli("dags", "test", DAG, H[2].isoformat())
+    bf.wait(timeout=300)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # the backfill's remaining runs finish
+        runs = [r for r in airflow.runs_between(DAG, H[1].isoformat(), H[3].isoformat()) if r["run_type"] == "backfill"]
+        if runs and all(r["state"] in ("success", "failed") for r in runs):
+            break
+        time.sleep(3)
+    # one more run of the comb (a later window): its begin checks the comb's open executions
+    run = airflow.trigger(DAG, conf={"window_start": H[3].isoformat(), "window_end": (H[3] + timedelta(hours=1)).isoformat()})
+    assert airflow.wait_run(DAG, run["dag_run_id"])["state"] == "success"
+    with connect() as conn:
+        rows = conn.execute(
+            """SELECT e.run_key, e.status, e.error_message, e.metadata FROM honey_comb_executions e
+                 JOIN honey_combs c ON c.id = e.comb_id
+                WHERE c.name = 'sample_customers' AND (e.metadata->>'logical_date')::timestamptz BETWEEN %s AND %s""",
+            (H[1], H[3])).fetchall()
+    existing = {r["dag_run_id"]: r["state"] for r in airflow.runs_between(DAG, H[1].isoformat(), H[3].isoformat())}
+    assert [r["run_key"] for r in rows if r["status"] == "running"] == [], rows
+    for r in rows:
+        if r["run_key"] in existing:  # the audit agrees with Airflow
+            assert (r["status"] == "completed") == (existing[r["run_key"]] == "success"), (r, existing)
+        else:  # the run Airflow deleted
+            assert r["status"] == "failed" and r["metadata"]["cause"] == "run_deleted", r
+            assert "no longer exists" in r["error_message"]
+    ids = collections.Counter()
+    bucket = get_settings().comb_output_bucket
+    for o in storage.list_keys(bucket, f"sample_customers/year={day:%Y}/month={day:%m}/"):
+        if f"__{day:%Y%m%d}T" in o["Key"]:
+            t, _ = read_output(bucket, o["Key"])
+            ids.update(i for i in t.column("id").to_pylist() if base <= i < base + 30)
+    assert set(ids.values()) == {1} and len(ids) == 30, ids

@@ -271,3 +271,48 @@ def load_output_into_jar(conn, jar_id: str, comb: CombDefinition, output: dict, 
          ["honey_comb", comb.name]),
     ).fetchone()
     return str(row["id"])
+
+
+def running_executions(conn, comb_name: str, exclude_run_key: str) -> list[dict]:
+    """The comb's other executions still marked running: (id, run_key, dag_id)."""
+    return conn.execute(
+        """SELECT e.id::text AS id, e.run_key, e.metadata->>'dag_id' AS dag_id
+             FROM honey_comb_executions e JOIN honey_combs c ON c.id = e.comb_id
+            WHERE c.name = %s AND e.status = 'running' AND e.run_key <> %s""",
+        (comb_name, exclude_run_key)).fetchall()
+
+
+def close_orphaned(conn, execution_id: str, reason: str, cause: str) -> None:
+    """An execution whose DAG run is gone or over without closing it: failed with the reason, its
+    attempts still marked running killed. `cause` keeps it out of the comb's auto-pause count."""
+    conn.execute(
+        """UPDATE honey_comb_execution_attempts SET state = 'killed', ended_at = NOW(), error = %s
+            WHERE execution_id = %s AND state = 'running'""", (reason[:MAX_ERROR_CHARS], execution_id))
+    conn.execute(
+        """UPDATE honey_comb_executions
+              SET status = 'failed', completed_at = NOW(), error_message = %s,
+                  metadata = metadata || jsonb_build_object('cause', %s::text)
+            WHERE id = %s AND status = 'running'""", (reason[:MAX_ERROR_CHARS], cause, execution_id))
+
+
+def reconcile_orphans(conn, comb_name: str, current_run_key: str, run_state) -> list[dict]:
+    """Close the comb's executions whose DAG run no longer exists (Airflow deleted it: `airflow
+    dags test` replaces a run of the same logical date, a user deleted it) or ended without
+    closing them. `run_state(dag_id, run_id)` answers the run's state, 'missing', or None when
+    it cannot tell (then nothing is touched). Returns what was closed."""
+    closed = []
+    for ex in running_executions(conn, comb_name, current_run_key):
+        if not ex["dag_id"]:
+            continue
+        state = run_state(ex["dag_id"], ex["run_key"])
+        if state == "missing":
+            reason = ("abandoned: its DAG run no longer exists in Airflow (deleted, or replaced by `airflow dags "
+                      "test` for the same logical date); what it published stays, later runs see it")
+            close_orphaned(conn, ex["id"], reason, "run_deleted")
+        elif state in ("success", "failed"):
+            reason = f"abandoned: its DAG run ended {state} without closing this execution"
+            close_orphaned(conn, ex["id"], reason, "run_ended")
+        else:
+            continue
+        closed.append({**ex, "state": state})
+    return closed

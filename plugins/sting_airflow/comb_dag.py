@@ -112,6 +112,9 @@ def build_comb_dag(comb: CombDefinition) -> DAG:
                 )
             except ValueError as e:
                 raise AirflowFailException(str(e)) from None
+            from sting_airflow.notify import close_orphaned_executions
+
+            close_orphaned_executions(comb.name, context["run_id"], app_dsn())
             w = run["window"]
             print(f"window: {w['start'] or '(whole source)'} -> {w['end']} ({w['mode']}, {run['execution_type']})")
             return run

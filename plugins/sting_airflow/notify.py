@@ -111,6 +111,15 @@ class AirflowApi:
 
         self.patch(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", "note", {"note": note[:1000]})
 
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """The DAG run's state, 'missing' when Airflow has no such run, None when it cannot tell."""
+        from urllib.parse import quote
+
+        r = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        if r.status_code == 404:
+            return "missing"
+        return r.json().get("state") if r.status_code == 200 else None
+
     def pause(self, dag_id: str) -> None:
         self.patch(f"/api/v2/dags/{dag_id}", "is_paused", {"is_paused": True})
 
@@ -133,6 +142,32 @@ def pause_dag(dag_id: str) -> bool:
     except Exception as e:  # noqa: BLE001
         log.warning("DAG %s not paused (%s): %s", dag_id, API_CONN, short_error(e)[:300])
         return False
+
+
+def close_orphaned_executions(comb_name: str, run_id: str, dsn: str) -> list[dict]:
+    """The comb's audit rows left running by DAG runs Airflow deleted or ended (include/honeycomb/
+    catalog.py `reconcile_orphans`), checked through the REST API. Best effort: a failure here
+    never fails the run."""
+    from include.db import connect
+    from include.honeycomb.catalog import reconcile_orphans
+
+    try:
+        api = AirflowApi()
+
+        def state(dag_id: str, rid: str) -> str | None:
+            try:
+                return api.run_state(dag_id, rid)
+            except Exception:  # noqa: BLE001
+                return None
+
+        with connect(dsn) as conn:
+            closed = reconcile_orphans(conn, comb_name, run_id, state)
+    except Exception as e:  # noqa: BLE001
+        log.warning("orphaned executions of %s not checked (%s): %s", comb_name, API_CONN, short_error(e)[:300])
+        return []
+    for c in closed:
+        log.warning("comb %s: execution of run %s closed: its DAG run is %s", comb_name, c["run_key"], c["state"])
+    return closed
 
 
 def guard_failing_comb(context, comb_name: str, limit: int, dsn: str) -> bool:
