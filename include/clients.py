@@ -19,6 +19,9 @@ class Clients:
     s3_factory: Callable[[], Any] | None = None
     redis_factory: Callable[[], Any] | None = None
     secret_reader: Callable[[str], dict] | None = None  # Vault path -> secret (KV v2)
+    # Airflow's metadata database for `airflow db clean` (a maintenance connection: an Airflow 3
+    # task has no metadata access of its own); None: not configured
+    airflow_metadata_url_factory: Callable[[], str | None] | None = None
     _s3: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
     _conn: Any = field(default=None, repr=False)

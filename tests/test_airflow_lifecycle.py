@@ -1,6 +1,7 @@
-"""The lifecycle DAGs through Airflow (`airflow dags test`: the real task runner, the typed trigger
-form, the provider-hook clients), without unpausing them: an unpaused retention DAG would start a
-real sweep of today's interval in the middle of the other tests."""
+"""The lifecycle DAGs through Airflow: `airflow dags test` (the real task runner, the typed trigger
+form, the provider-hook clients), and `retention_sweep` through the scheduler with a run made for
+its latest tick before unpausing (an unpaused retention DAG would otherwise start a full sweep of
+today's interval in the middle of the other tests)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from datetime import UTC, datetime
 
 import pytest
@@ -61,3 +63,46 @@ def test_backup_then_point_in_time_drill_through_airflow(clients):
         assert {d["kind"] for d in drills} == {"postgres", "redis"} and all(d["status"] == "passed" for d in drills)
         b = conn.execute("SELECT * FROM backup_catalog WHERE kind = 'postgres' ORDER BY id DESC LIMIT 1").fetchone()
     assert b["status"] == "ok" and b["tool_output"]
+
+
+@pytest.mark.airflow
+def test_retention_system_sweep_with_airflow_db_clean_through_the_scheduler(airflow, clients):
+    """`retention_sweep` as the scheduler runs it (unpaused, LocalExecutor), with `airflow db
+    clean` for real: the task reaches the metadata database through the maintenance connection
+    `sting_airflow_metadata` (an Airflow 3 task cannot otherwise: "Could not parse SQLAlchemy
+    URL"). The run is made for the schedule's latest tick before unpausing, so the scheduler
+    runs it (with the `system` policy only: the other policies would sweep the other tests' data)
+    and creates no full sweep of its own. An event-log row two years old is cleaned."""
+    import psycopg
+    from croniter import croniter
+
+    dag = "retention_sweep"
+    airflow.wait_for_dag(dag)
+    now = datetime.now(UTC)
+    tick = croniter("30 4 * * *", now).get_prev(datetime).astimezone(UTC)
+    url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+    marker = f"sting-retention-test-{now.timestamp()}"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("INSERT INTO log (dttm, event, extra) VALUES (now() - interval '2 years', 'sting_test', %s)",
+                  (marker,))
+    for r in airflow.runs_between(dag, tick.isoformat(), tick.isoformat()):
+        airflow._req("DELETE", f"/api/v2/dags/{dag}/dagRuns/{urllib.parse.quote(r['dag_run_id'], safe='')}")
+    run = airflow.trigger(dag, conf={"policies": ["system"], "airflow_metadata": True, "dry_run": False},
+                          logical_date=tick.isoformat())
+    try:
+        airflow.unpause(dag)
+        done = airflow.wait_run(dag, run["dag_run_id"], timeout=900)
+    finally:
+        airflow._req("PATCH", f"/api/v2/dags/{dag}", {"is_paused": True})
+    states = {t["task_id"]: t["state"] for t in airflow.task_instances(dag, run["dag_run_id"])}
+    assert done["state"] == "success", states
+    assert len(airflow.runs_between(dag, tick.isoformat(), tick.isoformat())) == 1  # no run of its own
+    with clients.db() as conn:
+        row = conn.execute("""SELECT rr.action, rr.dry_run, rr.detail FROM retention_runs rr
+                                JOIN job_runs j ON j.id::text = rr.run_id
+                               WHERE j.job = 'retention_sweep' AND j.run_key = %s AND rr.tier = 'airflow_metadata'""",
+                           (run["dag_run_id"],)).fetchone()
+    assert row and row["action"] == "delete" and not row["dry_run"] and row["detail"]["exit"] == 0, row
+    assert "log\nFound 1 rows" in row["detail"]["output"] or "Performing Delete" in row["detail"]["output"]
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT count(*) FROM log WHERE extra = %s", (marker,)).fetchone()[0] == 0

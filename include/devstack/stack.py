@@ -754,6 +754,11 @@ def airflow_env(executor: str | None = None) -> dict:
             "conn_type": "http", "host": _hostport(S.airflow_url)[0], "port": _hostport(S.airflow_url)[1],
             "schema": "http", "login": "admin", "password": sec["admin_password"],
         }),
+        # metadata cleanup (retention_sweep's `airflow db clean`): granted by this connection only
+        "AIRFLOW_CONN_STING_AIRFLOW_METADATA": json.dumps({
+            "conn_type": "postgres", "host": S.app_pg_host, "port": S.app_pg_port, "login": S.pg_user,
+            "schema": S.airflow_db,
+        }),
         # lineage (apache-airflow-providers-openlineage): events to a file in the stack
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "sting-local",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "append": True,

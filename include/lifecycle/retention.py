@@ -780,25 +780,53 @@ def sweep_system(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
             _delete_keys(clients.s3, staging_bucket, doomed)
         out.append(act)
     if airflow_clean:
-        out.append(clean_airflow_metadata(now - timedelta(days=sp["airflow_metadata_days"]), dry_run))
+        factory = getattr(clients, "airflow_metadata_url_factory", None)
+        url = factory() if factory else None
+        cutoff = now - timedelta(days=sp["airflow_metadata_days"])
+        if url is None:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "airflow db clean skipped: no maintenance connection to Airflow's metadata database "
+                "(sting_airflow_metadata) is configured")
+            out.append(Action("system", "airflow_metadata", "skipped", cutoff,
+                              detail={"reason": "no sting_airflow_metadata connection"}))
+        else:
+            out.append(clean_airflow_metadata(cutoff, dry_run, url))
     return out
 
 
-def clean_airflow_metadata(cutoff: datetime, dry_run: bool) -> Action:
+def clean_airflow_metadata(cutoff: datetime, dry_run: bool, metadata_url: str | None = None) -> Action:
     """`airflow db clean` before the cut-off, failing when any table fails (it exits 0 on a failed
-    table unless told `--error-on-cleanup-failure`)."""
+    table unless told `--error-on-cleanup-failure`). `metadata_url`: the metadata database the
+    command works on (from the maintenance connection; an Airflow 3 task's own configuration
+    points nowhere). The URL is passed in the child's environment only, and its password is
+    redacted from anything kept or raised."""
+    import os
     import subprocess
     import sys
+    from urllib.parse import unquote, urlsplit
+
+    from include.redaction import Redactor
 
     argv = [sys.executable, "-m", "airflow", "db", "clean", "--clean-before-timestamp", cutoff.isoformat(),
             "--skip-archive", "--yes", "--error-on-cleanup-failure"]
     if dry_run:
         argv.append("--dry-run")
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    env = dict(os.environ)
+    redact = Redactor([])
+    if metadata_url:
+        for k in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET"):
+            env.pop(k, None)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
+        password = urlsplit(metadata_url).password
+        redact = Redactor([metadata_url, unquote(password)] if password else [metadata_url])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env)
+    output = redact((p.stdout + p.stderr)[-3000:])
     act = Action("system", "airflow_metadata", "delete", cutoff, detail={"exit": p.returncode,
-                                                                        "output": (p.stdout + p.stderr)[-1500:]})
+                                                                        "output": output[-1500:]})
     if p.returncode != 0:
-        raise SweepError(f"airflow db clean failed (exit {p.returncode}): {(p.stdout + p.stderr)[-800:]}")
+        raise SweepError(f"airflow db clean failed (exit {p.returncode}): {output[-800:]}")
     return act
 
 

@@ -128,4 +128,31 @@ def airflow_clients(db_conn_id: str = "sting_db", s3_conn_id: str = "sting_s3", 
     def secret(path: str) -> dict:  # through the Vault hook: values masked in task logs
         return HoneyCombVaultHook().source_secret(path) or {}
 
-    return Clients(dsn=app_dsn(db_conn_id), s3_factory=s3, redis_factory=redis, secret_reader=secret)
+    return Clients(dsn=app_dsn(db_conn_id), s3_factory=s3, redis_factory=redis, secret_reader=secret,
+                   airflow_metadata_url_factory=airflow_metadata_url)
+
+
+METADATA_CONN = "sting_airflow_metadata"
+
+
+def airflow_metadata_url(conn_id: str = METADATA_CONN) -> str | None:
+    """The SQLAlchemy URL of Airflow's metadata database from the maintenance connection
+    `sting_airflow_metadata` (postgres; its password masked in logs), or None when the deployment
+    has not configured one. Airflow 3 tasks cannot reach the metadata database through the
+    configuration (the supervisor replaces it with `airflow-db-not-allowed:///`): metadata cleanup
+    is granted explicitly, by this connection, to the steps that need it."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    try:
+        c = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    if c.password:
+        mask_secret(c.password)
+    from urllib.parse import quote
+
+    auth = quote(c.login or "", safe="") + (":" + quote(c.password, safe="") if c.password else "")
+    return (f"postgresql+psycopg2://{auth}{'@' if auth else ''}{c.host or '127.0.0.1'}:{c.port or 5432}/"
+            f"{quote(c.schema or 'airflow', safe='')}")
