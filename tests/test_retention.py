@@ -354,3 +354,56 @@ def test_a_month_straddling_the_cutoff_is_never_archived_or_dropped(clients):
     _sweep(clients, month + timedelta(days=150), False)  # once the whole month is past: archived, dropped
     with clients.db() as conn:
         assert _count(conn, month) == 0
+
+
+def test_erasure_reaches_every_version_and_the_replica(clients):
+    """After `backup_object_storage` turned versioning and replication on: a purged user's file
+    (two versions, and a key whose current version was already deleted) and an expired
+    embedding archive leave 0 versions in the bucket and 0 copies in its replica (listed by
+    version); the next replication does not bring anything back."""
+    from include.lifecycle import backup
+    from include.lifecycle.erasure import remaining_copies
+
+    now = datetime.now(UTC)
+    backup.replicate_buckets(clients, ("user-files", "sting-archive"))  # versioning + replica on
+    with clients.db() as conn:
+        uid = str(conn.execute(
+            "INSERT INTO users (email, last_login, deleted_at, created_at) VALUES (%s, %s, %s, %s) RETURNING id",
+            (f"{uuid.uuid4().hex[:10]}@example.test", now - timedelta(days=200), now - timedelta(days=45),
+             now - timedelta(days=400))).fetchone()["id"])
+    s3 = clients.s3
+    a, b = f"documents/{uid}/a.pdf", f"documents/{uid}/b.pdf"
+    s3.put_object(Bucket="user-files", Key=a, Body=b"first version")
+    s3.put_object(Bucket="user-files", Key=a, Body=b"second version")
+    s3.put_object(Bucket="user-files", Key=b, Body=b"kept only as an earlier version")
+    backup.replicate_buckets(clients, ("user-files",))
+    s3.delete_object(Bucket="user-files", Key=b)  # a plain delete: a marker above a readable version
+    assert remaining_copies(s3, "user-files", a) == {"versions": 2, "replica_versions": 1}
+    assert remaining_copies(s3, "user-files", b)["versions"] == 2
+    real = {x.tier: x for x in r.sweep_user_data(clients, r.load_policies(), now, False, 100, 2000)}
+    mine = [u for u in real["deleted"].detail["users"] if u["user"] == uid][0]
+    assert mine["objects"] == 2 and mine["erased"]["versions"] == 4 and mine["erased"]["replica_versions"] >= 2
+    for key in (a, b):
+        assert remaining_copies(s3, "user-files", key) == {"versions": 0, "replica_versions": 0}, key
+    backup.replicate_buckets(clients, ("user-files",))
+    for key in (a, b):
+        assert remaining_copies(s3, "user-files", key) == {"versions": 0, "replica_versions": 0}, key
+    # an archive erased with the retention path's deleter, the same way
+    k = f"tests/erasure/{uuid.uuid4().hex}.parquet"
+    s3.put_object(Bucket="sting-archive", Key=k, Body=b"v1")
+    s3.put_object(Bucket="sting-archive", Key=k, Body=b"v2")
+    backup.replicate_buckets(clients, ("sting-archive",))
+    assert remaining_copies(s3, "sting-archive", k) == {"versions": 2, "replica_versions": 1}
+    r._delete_keys(s3, "sting-archive", [k])
+    assert remaining_copies(s3, "sting-archive", k) == {"versions": 0, "replica_versions": 0}
+    # a replica copy whose source was erased by another path goes at the next replication
+    k2 = f"tests/erasure/{uuid.uuid4().hex}.parquet"
+    s3.put_object(Bucket="sting-archive", Key=k2, Body=b"x")
+    backup.replicate_buckets(clients, ("sting-archive",))
+    from include.lifecycle.erasure import erase_keys
+
+    erase_keys(s3, "sting-archive", [k2], replicas=False)
+    assert remaining_copies(s3, "sting-archive", k2) == {"versions": 0, "replica_versions": 1}
+    out = backup.replicate_buckets(clients, ("sting-archive",))
+    assert out["erased_in_replica"] >= 1
+    assert remaining_copies(s3, "sting-archive", k2) == {"versions": 0, "replica_versions": 0}

@@ -203,7 +203,7 @@ def replicate_buckets(clients, buckets: tuple[str, ...], run_id: str | None = No
     """`dry_run`: what the replicas lack, counted; nothing configured, copied or catalogued."""
     s3 = clients.s3
     started = datetime.now(UTC)
-    copied = nbytes = 0
+    copied = nbytes = erased_in_replica = 0
     per = {}
     for b in buckets:
         replica = b + REPLICA_SUFFIX
@@ -238,15 +238,30 @@ def replicate_buckets(clients, buckets: tuple[str, ...], run_id: str | None = No
                         s3.copy_object(Bucket=replica, Key=o["Key"], CopySource={"Bucket": b, "Key": o["Key"]})
                     n += 1
                     nbytes += o["Size"]
+        # Deletions replicate too, for erasures: a key the replica holds that has no version at all
+        # left in the source was erased (retention, a user's purge), and goes from the replica with
+        # every version. A key deleted by a plain delete keeps its earlier versions in the source
+        # (recoverable), so its replica copy stays.
+        source_keys = set()
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=b):
+            source_keys |= {v["Key"] for v in page.get("Versions", [])}
+        gone = [k for k in have if k not in source_keys]
+        if gone and not dry_run:
+            from include.lifecycle.erasure import erase_keys
+
+            erase_keys(s3, replica, gone, replicas=False)
+        erased_in_replica += len(gone)
         per[b] = n
         copied += n
     if dry_run:
-        return {"dry_run": True, "objects_to_copy": copied, "bytes_to_copy": nbytes, "per_bucket": per}
+        return {"dry_run": True, "objects_to_copy": copied, "bytes_to_copy": nbytes, "per_bucket": per,
+                "erased_to_mirror": erased_in_replica}
     bid = catalog(clients, kind="s3", backup_type="replication", label=f"{started:%Y%m%dT%H%M%S%fZ}", run_id=run_id,
                   started_at=started, finished_at=datetime.now(UTC), data_until=started,
                   location=",".join(f"s3://{b}{REPLICA_SUFFIX}" for b in buckets), size_bytes=nbytes, checksum=None,
-                  detail={"copied": per, "versioned": list(buckets)}, tool_output=None)
-    return {"backup_id": bid, "objects_copied": copied, "bytes_copied": nbytes}
+                  detail={"copied": per, "versioned": list(buckets), "erased_in_replica": erased_in_replica},
+                  tool_output=None)
+    return {"backup_id": bid, "objects_copied": copied, "bytes_copied": nbytes, "erased_in_replica": erased_in_replica}
 
 
 class _Skip(Exception):

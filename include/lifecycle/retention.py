@@ -401,7 +401,7 @@ def _delete_event_archives(clients, holds: Holds, cutoff: datetime, dry_run: boo
         act.objects += 1
         act.bytes += rec["bytes"]
         if not dry_run:
-            clients.s3.delete_object(Bucket=rec["bucket"], Key=rec["key"])
+            _delete_keys(clients.s3, rec["bucket"], [rec["key"]])
             with clients.db() as conn:
                 conn.execute("UPDATE event_archives SET deleted_at = NOW() WHERE partition_name = %s", (rec["partition_name"],))
     return act
@@ -498,7 +498,8 @@ def sweep_user_data(clients, pol: dict, now: datetime, dry_run: bool, batch_size
                                                      "vectors": len(vectors)})
         if dry_run:
             continue
-        _delete_keys(clients.s3, "user-files", [k for k, _ in keys])
+        erased = _delete_keys(clients.s3, "user-files", [k for k, _ in keys])
+        purge.detail["users"][-1]["erased"] = erased
         if vectors:
             from include.documents import vectorstore
 
@@ -514,16 +515,25 @@ def sweep_user_data(clients, pol: dict, now: datetime, dry_run: bool, batch_size
 
 
 def _user_objects(clients, uid: str) -> list[tuple[str, int]]:
-    out = []
+    """Every key under the user's prefixes that has any version (a key whose current version was
+    deleted still holds readable earlier versions), with its largest version's size."""
+    sizes: dict[str, int] = {}
     for p in USER_PREFIXES:
-        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket="user-files", Prefix=p.format(uid=uid)):
-            out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
-    return out
+        for page in clients.s3.get_paginator("list_object_versions").paginate(Bucket="user-files",
+                                                                               Prefix=p.format(uid=uid)):
+            for v in page.get("Versions", []):
+                sizes[v["Key"]] = max(sizes.get(v["Key"], 0), v["Size"])
+            for m in page.get("DeleteMarkers", []):
+                sizes.setdefault(m["Key"], 0)
+    return sorted(sizes.items())
 
 
-def _delete_keys(s3, bucket: str, keys: list[str]) -> None:
-    for i in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+def _delete_keys(s3, bucket: str, keys: list[str]) -> dict:
+    """Erase the keys for good: every version, delete markers and the replica's copies
+    (include/lifecycle/erasure.py), not only a delete marker above readable versions."""
+    from include.lifecycle.erasure import erase_keys
+
+    return erase_keys(s3, bucket, keys)
 
 
 def _jar_vector_ids(jars: list[str]) -> list[str]:
@@ -668,7 +678,7 @@ def sweep_embeddings(clients, pol: dict, now: datetime, dry_run: bool, batch_siz
         expire.objects += 1
         expire.bytes += rec["bytes"]
         if not dry_run:
-            clients.s3.delete_object(Bucket=rec["bucket"], Key=rec["key"])
+            _delete_keys(clients.s3, rec["bucket"], [rec["key"]])
             with clients.db() as conn:
                 conn.execute("UPDATE embedding_archives SET deleted_at = NOW() WHERE id = %s", (rec["id"],))
     return [archive, expire]
