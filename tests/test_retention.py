@@ -121,6 +121,25 @@ def test_events_dry_run_equals_sweep_archive_read_back_before_drop_and_second_ru
         clients.s3.get_object(Bucket=rec["bucket"], Key=rec["key"])
 
 
+def test_dry_run_counts_the_archive_it_would_create_and_delete_in_the_same_run(clients):
+    """Data already past the archives' own retention: the real run archives the month, verifies,
+    drops it, then deletes the new archive; the dry run reports that archive in the cold tier too
+    (before, it reported 0 archives to delete and the real run deleted one)."""
+    month = _old_month()
+    with clients.db() as conn:
+        _events(conn, _jar(conn), month, 40)
+    later = month + timedelta(days=800)
+    dry = _sweep(clients, later, True)
+    real = _sweep(clients, later, False)
+    for tier in (("warm", "archive"), ("warm", "delete"), ("cold", "delete")):
+        assert (dry[tier].rows, dry[tier].objects, dry[tier].held) == \
+               (real[tier].rows, real[tier].objects, real[tier].held), tier
+    assert dry[("cold", "delete")].objects >= 1 and dry[("cold", "delete")].detail["planned"] >= 1
+    with clients.db() as conn:
+        assert conn.execute("SELECT deleted_at FROM event_archives WHERE range_start = %s",
+                            (month,)).fetchone()["deleted_at"] is not None
+
+
 def test_legal_holds_keep_rows_partitions_and_archives(clients):
     month = _old_month()
     now = month + timedelta(days=150)

@@ -286,6 +286,7 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
     held_sql, held_params = holds.event_filter()
     archive = Action("events", "warm", "archive", warm_cut)
     drop = Action("events", "warm", "delete", warm_cut)
+    planned: list[dict] = []  # (dry run) archives the real run would write
     for m in months:
         lo, hi, part = m["lo"], m["hi"], m["partition"]
         with clients.db() as conn:
@@ -298,7 +299,9 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
                 f"""SELECT count(*) AS n,
                            count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM archived_ids a
                                             WHERE a.id = events.id AND a.created_at = events.created_at)) AS unarchived,
-                           count(*) FILTER (WHERE {held_sql}) AS held
+                           count(*) FILTER (WHERE {held_sql}) AS held,
+                           array_agg(DISTINCT honeyjar_id::text) FILTER (WHERE NOT EXISTS (SELECT 1 FROM archived_ids a
+                                            WHERE a.id = events.id AND a.created_at = events.created_at)) AS jars
                       FROM events WHERE created_at >= %(lo)s AND created_at < %(hi)s""", q).fetchone()
             size = conn.execute("SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0) AS b", (part,)).fetchone()["b"]
         n, unarchived, held = c["n"], c["unarchived"], c["held"]
@@ -313,6 +316,9 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
         drop.detail.setdefault("months", []).append({"partition": part, "rows": n, "held": held, "archived_now": unarchived,
                                                      "drop_partition": held == 0})
         if dry_run:
+            if unarchived:  # the archive this month would get: the cold tier may delete it in the same run
+                planned.append({"range_start": lo, "range_end": hi, "rows": unarchived,
+                                "jar_ids": [j for j in (c["jars"] or []) if j], "partition_name": part})
             continue
         if not m["exists"]:  # rows in the default partition: into their month's partition first
             with batch(clients, lock_ms, f"events: creating partition {part}") as conn:
@@ -342,7 +348,7 @@ def sweep_events(clients, pol: dict, now: datetime, dry_run: bool, batch_size: i
             _load_archived_ids(conn, clients.s3, recs, verified)
         _remove_month(clients, part, lo, hi, held, held_sql, held_params, batch_size, lock_ms)
     out += [archive, drop]
-    out.append(_delete_event_archives(clients, holds, del_cut, dry_run))
+    out.append(_delete_event_archives(clients, holds, del_cut, dry_run, planned))
     return out
 
 
@@ -388,11 +394,20 @@ def _remove_month(clients, part, lo, hi, held, held_sql, held_params, batch_size
         conn.execute("UPDATE event_archives SET held_rows = %s WHERE range_start = %s AND deleted_at IS NULL", (held, lo))
 
 
-def _delete_event_archives(clients, holds: Holds, cutoff: datetime, dry_run: bool) -> Action:
+def _delete_event_archives(clients, holds: Holds, cutoff: datetime, dry_run: bool,
+                           planned: list[dict] | None = None) -> Action:
+    """Archives past the cold cut-off deleted. A dry run also counts the archives the same real
+    run would write first (`planned`, by the warm tier) and then delete: the same predicates, so
+    the dry run's report equals what the real run does (their bytes are not known before they are
+    written: counted under `detail.planned`)."""
     act = Action("events", "cold", "delete", cutoff)
     with clients.db() as conn:
         recs = conn.execute("SELECT * FROM event_archives WHERE deleted_at IS NULL AND range_end <= %s "
                             "ORDER BY range_start", (cutoff,)).fetchall()
+    if dry_run and planned:
+        new = [p for p in planned if p["range_end"] <= cutoff]
+        recs = [*recs, *({**p, "bytes": 0} for p in new)]
+        act.detail["planned"] = len(new)
     for rec in recs:
         if holds.covers_time(rec["range_start"], rec["range_end"]) or holds.jars & {str(j) for j in rec["jar_ids"]}:
             act.held += rec["rows"]
