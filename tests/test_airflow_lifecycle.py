@@ -106,3 +106,24 @@ def test_retention_system_sweep_with_airflow_db_clean_through_the_scheduler(airf
     assert "log\nFound 1 rows" in row["detail"]["output"] or "Performing Delete" in row["detail"]["output"]
     with psycopg.connect(url) as c:
         assert c.execute("SELECT count(*) FROM log WHERE extra = %s", (marker,)).fetchone()[0] == 0
+
+
+BACKUP_DAGS = ("backup_postgres", "backup_redis", "backup_chroma", "backup_object_storage")
+
+
+@pytest.mark.airflow
+def test_backups_from_day_one(airflow, clients):
+    """A stack brought up from nothing has a full PostgreSQL backup (taken by `make stack-up` when
+    the repository holds none, recorded in the catalog) and its backup DAGs unpaused: WAL
+    archived from segment 1 has a base backup to be replayed onto."""
+    from include.devstack import stack
+
+    backups = stack.pgbackrest().backups()
+    assert any(b["type"] == "full" for b in backups), backups
+    with clients.db() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM backup_catalog WHERE kind = 'postgres' AND backup_type = 'full' "
+                            "AND status = 'ok'").fetchone()["n"] >= 1
+    for d in BACKUP_DAGS:
+        assert airflow.wait_for_dag(d)["is_paused"] is False, f"{d} is paused"
+    for d in ("retention_sweep", "restore_drill"):  # these stay off until an operator says so
+        assert airflow.wait_for_dag(d)["is_paused"] is True, d

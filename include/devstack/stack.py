@@ -532,7 +532,20 @@ def ensure_backup_stanza() -> str:
     br.cmd("stanza-create", timeout=300)
     br.cmd("check", timeout=300)
     n = len(br.backups())
-    return f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, {n} backup(s)"
+    first = ""
+    if n == 0:
+        # Backups from day one: WAL archived from segment 1 is worth nothing without a base backup
+        # to replay it onto, so the first one is taken here (recorded in backup_catalog like the
+        # backup_postgres DAG's), not when someone remembers to unpause a DAG.
+        from include.clients import Clients
+        from include.lifecycle.backup import backup_postgres
+
+        with Clients.from_settings() as clients:
+            out = backup_postgres(clients, br, "full", S.backup_bucket, run_id="stack-up")
+        n = len(br.backups())
+        first = f"; took the first full backup ({out.get('label', 'ok')})"
+    return (f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, "
+            f"{n} backup(s){first}")
 
 
 def restore_app_postgres(at: str) -> str:

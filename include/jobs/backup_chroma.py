@@ -34,6 +34,7 @@ def expire(ctx: JobContext) -> dict:
 
 JOB = Job(
     name="backup_chroma",
+    paused_at_creation=False,  # on from day one
     schedule="0 3 * * *",
     description="Chroma: daily logical snapshot of every collection to S3, 14 days retention, in backup_catalog.",
     steps=(Step("snapshot", snapshot, "every collection's ids, embeddings, documents, metadata", timeout=timedelta(hours=2)),

@@ -18,6 +18,7 @@ def replicate(ctx: JobContext) -> dict:
 
 JOB = Job(
     name="backup_object_storage",
+    paused_at_creation=False,  # on from day one
     schedule="15 * * * *",
     description="S3: versioning and cross-region replication (to <bucket>-replica) of the versioned buckets.",
     steps=(Step("replicate", replicate, "versioning on, replication rule set, missing objects copied"),),

@@ -39,6 +39,7 @@ def check_archive(ctx: JobContext) -> dict:
 
 JOB = Job(
     name="backup_postgres",
+    paused_at_creation=False,  # on from day one
     schedule="0 2,8,14,20 * * *",
     priority=50,  # the critical tier's RPO: first of the jobs waiting for a slot
     description="PostgreSQL (application database) backups with pgBackRest: full daily at 02:00, incremental every "

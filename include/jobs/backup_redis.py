@@ -32,6 +32,7 @@ def expire(ctx: JobContext) -> dict:
 
 JOB = Job(
     name="backup_redis",
+    paused_at_creation=False,  # on from day one
     schedule="0 * * * *",
     description="Redis: hourly RDB snapshot checked with redis-check-rdb, 24 hours retention, in backup_catalog.",
     steps=(Step("snapshot", snapshot, "redis-cli --rdb, redis-check-rdb, upload"),

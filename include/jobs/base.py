@@ -66,6 +66,9 @@ class Job:
     priority: int | None = None
     # Interval used when a run has no schedule to derive one from (manual-only jobs).
     default_span: timedelta = timedelta(hours=1)
+    # Whether a new deployment creates the DAG paused (Airflow's default). Backups are on from day
+    # one: WAL archived with no base backup, or object storage without a replica, protects nothing.
+    paused_at_creation: bool = True
 
     def step(self, name: str) -> Step:
         for s in self.steps:

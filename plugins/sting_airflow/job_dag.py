@@ -76,6 +76,7 @@ def build_job_dag(job: Job) -> DAG:
         schedule=schedule,
         start_date=datetime.combine(job.start_date, datetime.min.time(), tzinfo=UTC),
         catchup=False,
+        is_paused_upon_creation=job.paused_at_creation,
         max_active_runs=job.max_active_runs,
         default_args={"owner": "sting-data", "retries": job.retries, "retry_delay": job.retry_delay,
                       "retry_exponential_backoff": True, "on_failure_callback": failure_callbacks(),
