@@ -532,20 +532,26 @@ def ensure_backup_stanza() -> str:
     br.cmd("stanza-create", timeout=300)
     br.cmd("check", timeout=300)
     n = len(br.backups())
-    first = ""
-    if n == 0:
-        # Backups from day one: WAL archived from segment 1 is worth nothing without a base backup
-        # to replay it onto, so the first one is taken here (recorded in backup_catalog like the
-        # backup_postgres DAG's), not when someone remembers to unpause a DAG.
-        from include.clients import Clients
-        from include.lifecycle.backup import backup_postgres
+    return f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, {n} backup(s)"
 
-        with Clients.from_settings() as clients:
-            out = backup_postgres(clients, br, "full", S.backup_bucket, run_id="stack-up")
-        n = len(br.backups())
-        first = f"; took the first full backup ({out.get('label', 'ok')})"
-    return (f"pgBackRest stanza '{S.pgbackrest_stanza}' in s3://{S.backup_bucket}/pgbackrest: check ok, "
-            f"{n} backup(s){first}")
+
+def ensure_first_backup() -> str:
+    """Backups from day one: WAL archived from segment 1 is worth nothing without a base backup to
+    replay it onto, so `stack-up` takes the first full one when the repository has none (recorded
+    in backup_catalog like the backup_postgres DAG's), not when someone unpauses a DAG."""
+    import shutil as _sh
+
+    if not _sh.which("pgbackrest") or not app_cluster().initialized():
+        return "pgBackRest: not installed, no first backup"
+    br = pgbackrest()
+    if br.backups():
+        return "pgBackRest: a backup exists"
+    from include.clients import Clients
+    from include.lifecycle.backup import backup_postgres
+
+    with Clients.from_settings() as clients:
+        out = backup_postgres(clients, br, "full", S.backup_bucket, run_id="stack-up")
+    return f"pgBackRest: took the first full backup ({out.get('label')})"
 
 
 def restore_app_postgres(at: str) -> str:
@@ -645,6 +651,7 @@ def seed() -> list[str]:
         storage.ensure_bucket(b, versioned=(b == "ai-models"), classification=BUCKET_CLASSES.get(b))
     out.append(f"buckets: {', '.join(buckets)}")
     out.append(ensure_backup_stanza())
+    out.append(ensure_first_backup())
     out.append(register_combs())
     from include.honeycomb.templates import seed_system_templates
 
