@@ -11,6 +11,7 @@ from include.db import connect
 from include.honeycomb import catalog
 from include.honeycomb.config import CombDefinition, combs_dir, load_raw
 from include.honeycomb.windows import RunWindow, WindowError, resolve_window
+from include.run_params import unknown_conf_keys
 
 
 class RunParamsError(ValueError):
@@ -44,7 +45,7 @@ def begin(
     with connect(dsn) as conn:
         comb_id = catalog.register_comb(conn, comb, load_raw(raw_path) if raw_path.exists() else None)
     try:
-        unknown = sorted(set(conf or {}) - set(RUN_PARAMS))
+        unknown = unknown_conf_keys(conf, RUN_PARAMS)
         if unknown:
             raise RunParamsError(f"unknown conf key(s) {', '.join(map(repr, unknown))} "
                                  f"(known: {', '.join(RUN_PARAMS)})")

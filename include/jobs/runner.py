@@ -14,6 +14,7 @@ from typing import Any
 from include.clients import Clients
 from include.intervals import Interval, IntervalError, resolve_interval, to_utc
 from include.jobs.base import Job, JobContext
+from include.run_params import unknown_conf_keys
 
 INTERVAL_PARAMS = ("interval_start", "interval_end")
 MAX_ERROR = 2000
@@ -23,7 +24,7 @@ def job_params(job: Job, params: dict | None, conf: dict | None = None) -> dict:
     """The run's parameters: the job's defaults, then the trigger's. Unknown keys are refused
     (a misspelt key must not silently run with the default)."""
     known = set(job.params) | set(INTERVAL_PARAMS)
-    unknown = sorted(set(conf or {}) - known)
+    unknown = unknown_conf_keys(conf, known)
     if unknown:
         raise ValueError(f"job '{job.name}': unknown parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     out = job.defaults()

@@ -95,8 +95,8 @@ class ApiClient:
         # cross-origin redirect but sends every other header (an X-API-Key) to the new host.
         self.http = httpx.Client(base_url=self.p.base_url, headers=headers, auth=auth,
                                  timeout=self.p.timeout_seconds, follow_redirects=False)
-        self._credential_headers = {h.lower() for h in (self.p.auth.header, "authorization")}
-        self._plain_headers = {k: v for k, v in self.p.headers.items() if k.lower() not in self._credential_headers}
+        credential_headers = {h.lower() for h in (self.p.auth.header, "authorization")}
+        self._plain_headers = {k: v for k, v in self.p.headers.items() if k.lower() not in credential_headers}
         self.redirects: list[dict] = []
 
     def close(self) -> None:
